@@ -1,0 +1,35 @@
+"""Settings for compiling and running kernels, in one explicit object.
+
+Environment variables only provide the defaults (read once at import); code changes
+``audiograd.config`` fields directly, e.g. ``audiograd.config.debug = 2``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Tuple
+
+
+def default_cache_dir() -> Path:
+    """AUDIOGRAD_CACHE_DIR, else $XDG_CACHE_HOME/audiograd, else ~/.cache/audiograd."""
+    if os.environ.get("AUDIOGRAD_CACHE_DIR"):
+        return Path(os.environ["AUDIOGRAD_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "audiograd"
+
+
+@dataclass
+class Config:
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    # C compiler: a name or path; None searches $CC, then gcc, clang, cc on PATH
+    cc: Optional[str] = None
+    cflags: Tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno",
+                               "-fno-trapping-math", "-fPIC", "-shared")
+    num_threads: int = field(default_factory=lambda: int(os.environ.get("AUDIOGRAD_THREADS", 0)) or os.cpu_count() or 1)
+    # 0 silent; 1 prints each compile and each kernel's time; 2 also prints kernel sources
+    debug: int = field(default_factory=lambda: int(os.environ.get("AUDIOGRAD_DEBUG", "0") or 0))
+
+
+config = Config()

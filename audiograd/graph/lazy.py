@@ -1,0 +1,113 @@
+"""The lazy graph: nodes that describe a computation until someone asks for its values.
+
+Every node is either a *base* (a buffer, a constant, an element-wise op, a reduction, a library
+op) whose result is contiguous in its own shape, or a *view* of a base: a ``View`` plus the list
+of movement ops that produced it, so the view can be replayed onto the inputs of an unrealized
+base when the scheduler fuses it into its consumer.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..dtypes import DType, bool_
+from . import ops
+from .view import View
+
+_ids = itertools.count()
+
+
+class LazyNode:
+    __slots__ = ("op", "srcs", "arg", "dtype", "shape", "buffer", "view", "history", "id", "__weakref__")
+
+    def __init__(self, op: str, srcs: Tuple["LazyNode", ...], arg, dtype: DType, shape,
+                 buffer: Optional[np.ndarray] = None, view: Optional[View] = None, history=()):
+        self.op, self.srcs, self.arg, self.dtype, self.shape = op, tuple(srcs), arg, dtype, tuple(shape)
+        self.buffer, self.view, self.history = buffer, view, history
+        self.id = next(_ids)
+
+    def __repr__(self) -> str:
+        state = "realized" if self.realized else f"{len(self.srcs)} srcs"
+        return f"<LazyNode {self.op} {self.shape} {self.dtype.name} {state}>"
+
+    @property
+    def realized(self) -> bool:
+        return self.buffer is not None
+
+    @property
+    def is_view(self) -> bool:
+        return self.op == "view"
+
+    @property
+    def base(self) -> "LazyNode":
+        return self.srcs[0] if self.op == "view" else self
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def base_view(self) -> Tuple["LazyNode", View, tuple]:
+        """(base, view onto the base's contiguous shape, movement history from the base)."""
+        if self.op == "view":
+            return self.srcs[0], self.view, self.history
+        return self, View.contiguous(self.shape), ()
+
+
+# ---- constructors ---------------------------------------------------------------------------
+def buffer_node(array: np.ndarray, dtype: DType) -> LazyNode:
+    arr = np.ascontiguousarray(array, dtype=dtype.np)
+    return LazyNode("buffer", (), None, dtype, arr.shape, buffer=arr)
+
+
+def const_node(value, dtype: DType, shape=()) -> LazyNode:
+    c = LazyNode("const", (), dtype.np(value).item(), dtype, ())
+    if shape == ():
+        return c
+    return movement(movement(c, "reshape", (1,) * len(shape)), "expand", tuple(shape))
+
+
+def elementwise(op: str, srcs, dtype: Optional[DType] = None, arg=None) -> LazyNode:
+    assert op in ops.ELEMENTWISE, op
+    shape = srcs[0].shape
+    assert all(s.shape == shape for s in srcs), (op, [s.shape for s in srcs])
+    if dtype is None:
+        dtype = bool_ if op in ops.COMPARISON else srcs[-1].dtype
+    return LazyNode(op, tuple(srcs), arg, dtype, shape)
+
+
+def reduce(op: str, src: LazyNode, axes: Tuple[int, ...], dtype: Optional[DType] = None) -> LazyNode:
+    """Reduce over ``axes`` keeping them as size-1 dims."""
+    shape = tuple(1 if i in axes else s for i, s in enumerate(src.shape))
+    if not axes or all(src.shape[a] == 1 for a in axes):
+        return src if dtype in (None, src.dtype) else elementwise("cast", (src,), dtype)
+    return LazyNode(op, (src,), tuple(sorted(axes)), dtype or src.dtype, shape)
+
+
+def library(op: str, srcs, shape, dtype: DType, arg=None) -> LazyNode:
+    return LazyNode(op, tuple(srcs), arg, dtype, shape)
+
+
+def contiguous(node: LazyNode) -> LazyNode:
+    if node.op != "view" and node.op not in ("const",):
+        return node
+    return LazyNode("contiguous", (node,), None, node.dtype, node.shape)
+
+
+def assign(target: LazyNode, value: LazyNode) -> LazyNode:
+    """Write ``value`` into ``target``'s buffer when realized (the buffer keeps its identity)."""
+    return LazyNode("assign", (target, value), None, target.dtype, target.shape)
+
+
+def movement(node: LazyNode, op: str, arg) -> LazyNode:
+    """Apply one movement op (reshape, permute, expand, pad, shrink, flip, step) lazily."""
+    base, view, history = node.base_view()
+    new = getattr(view, op)(arg)
+    if new is None:  # a reshape no single View can express: materialize first
+        base, history = contiguous(node), ()
+        new = View.contiguous(node.shape).reshape(arg)
+    if new.shape == base.shape and new.is_contiguous:
+        return base
+    return LazyNode("view", (base,), None, node.dtype, new.shape, view=new, history=history + ((op, arg),))

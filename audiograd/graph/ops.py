@@ -1,0 +1,20 @@
+"""The small op set every tensor program is lowered to."""
+
+# element-wise ops (one output element from the same index of each input)
+UNARY = frozenset({"neg", "exp", "log", "log1p", "sin", "cos", "sqrt", "tanh", "sigmoid",
+                   "abs", "sign", "recip", "cast", "noop", "not"})
+BINARY = frozenset({"add", "sub", "mul", "div", "max", "min", "pow",
+                    "cmplt", "cmple", "cmpeq", "cmpne", "and", "or"})
+TERNARY = frozenset({"where"})
+ELEMENTWISE = UNARY | BINARY | TERNARY
+# ops whose result is bool
+COMPARISON = frozenset({"cmplt", "cmple", "cmpeq", "cmpne", "and", "or", "not"})
+# ops costly enough that recomputing them per broadcast element is worse than a buffer
+TRANSCENDENTAL = frozenset({"exp", "log", "log1p", "sin", "cos", "sqrt", "tanh", "sigmoid", "pow", "div", "recip"})
+
+REDUCE = frozenset({"sum", "max"})
+# ops run by a library routine or a hand-written template rather than a fused loop nest
+LIBRARY = frozenset({"matmul", "cumsum"})
+# ops that only name data: a realized buffer, or a scalar constant broadcast by a view
+SOURCE = frozenset({"buffer", "const"})
+# "view" (movement), "contiguous" (forces a buffer), "assign" (in-place write)

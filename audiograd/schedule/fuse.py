@@ -1,0 +1,224 @@
+"""Turn a lazy graph into an ordered list of kernels and library calls.
+
+Rules (see docs/architecture.md):
+- a base node becomes a buffer ("is realized") when it is asked for, feeds a library op, is a
+  reduction read through a view or by a non-element-wise op, is used by more than one node, or
+  is an expensive element-wise result that a consumer would recompute per broadcast element;
+- everything else is inlined into its consumer's loop nest, views included, so chains of
+  element-wise and movement ops become one pass that may also wrap one reduction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set
+
+from ..graph import ops
+from ..graph.lazy import LazyNode, contiguous
+from ..graph.view import View
+from .kernel_ast import Alu, Const, Kernel, Load, Reduce
+
+
+@dataclass
+class KernelStep:
+    """Compute ``out`` with a fused kernel reading ``inputs`` (buffer 0 is ``out``)."""
+    out: LazyNode
+    kernel: Kernel
+    inputs: List[LazyNode]
+
+
+@dataclass
+class MatmulStep:
+    out: LazyNode
+    a: LazyNode   # views of realized bases
+    b: LazyNode
+
+
+@dataclass
+class CopyStep:
+    """Copy the buffer of ``src`` into ``out``'s (used when an assign reads its own target)."""
+    out: LazyNode
+    src: LazyNode
+
+
+class _Restart(Exception):
+    def __init__(self, node: LazyNode):
+        self.node = node
+
+
+@dataclass
+class _Graph:
+    nodes: Dict[int, LazyNode] = field(default_factory=dict)
+    consumers: Dict[int, Set[int]] = field(default_factory=dict)
+    order: List[LazyNode] = field(default_factory=list)   # bases, inputs before users
+
+
+def _collect(outputs: List[LazyNode]) -> _Graph:
+    g = _Graph()
+    stack = [(o.base, False) for o in outputs]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            g.order.append(node)
+            continue
+        if node.id in g.nodes:
+            continue
+        g.nodes[node.id] = node
+        stack.append((node, True))
+        if node.realized:
+            continue
+        for s in node.srcs:
+            b = s.base
+            g.consumers.setdefault(b.id, set()).add(node.id)
+            if b.id not in g.nodes:
+                stack.append((b, False))
+    return g
+
+
+def _expensive(node: LazyNode, forced: Set[int], memo: Dict[int, bool]) -> bool:
+    if node.realized or node.id in forced or node.op not in ops.ELEMENTWISE:
+        return False
+    if node.id not in memo:
+        memo[node.id] = node.op in ops.TRANSCENDENTAL or any(_expensive(s.base, forced, memo) for s in node.srcs)
+    return memo[node.id]
+
+
+def _initial_forced(g: _Graph, outputs: List[LazyNode]) -> Set[int]:
+    forced = {o.base.id for o in outputs if not o.base.realized}
+    for node in g.nodes.values():
+        if node.realized or node.op in ops.SOURCE:
+            continue
+        users = g.consumers.get(node.id, set())
+        if node.op in ops.LIBRARY or node.op in ("contiguous", "assign") or len(users) > 1:
+            forced.add(node.id)
+        if node.op in ops.LIBRARY:
+            for s in node.srcs:
+                if s.base.op not in ops.SOURCE:
+                    forced.add(s.base.id)
+        if node.op in ops.REDUCE and users:
+            user = g.nodes[next(iter(users))]
+            direct = all(s is node for s in user.srcs if s.base is node)
+            if not direct or user.op not in ops.ELEMENTWISE:
+                forced.add(node.id)
+    return forced
+
+
+class _KernelBuilder:
+    def __init__(self, root: LazyNode, forced: Set[int]):
+        self.root, self.forced = root, forced
+        self.inputs: List[LazyNode] = []
+        self.index: Dict[int, int] = {}
+        self.reduce: Optional[LazyNode] = None
+        self.stack: List[LazyNode] = []
+        self.memo: Dict[int, bool] = {}
+
+    def buf(self, node: LazyNode) -> int:
+        if node.id not in self.index:
+            self.inputs.append(node)
+            self.index[node.id] = len(self.inputs)
+        return self.index[node.id]
+
+    def build(self, node: LazyNode, history: tuple):
+        view = View.contiguous(node.shape).compose(history)
+        if view is None:
+            raise _Restart(self.stack[-1])
+        if node.op == "const":
+            return Const(node.arg, view, node.dtype)
+        is_root = node is self.root
+        if not is_root and (node.realized or node.op == "buffer" or node.id in self.forced):
+            return Load(self.buf(node), view, node.dtype)
+        if node.op in ops.REDUCE:
+            if self.reduce is not None or not view.is_contiguous or view.shape != node.shape:
+                raise _Restart(node)
+            self.reduce = node
+            src = node.srcs[0]
+            self.stack.append(node)
+            expr = self.build(src.base, src.history)
+            self.stack.pop()
+            return Reduce(node.op, expr, node.arg, node.dtype)
+        if node.op == "assign":
+            value = node.srcs[1]
+            return self.build(value.base, value.history)
+        if node.op == "contiguous":
+            src = node.srcs[0]
+            return self.build(src.base, src.history + history)
+        assert node.op in ops.ELEMENTWISE, node.op
+        if not is_root and any(st == 0 and s > 1 for s, st in zip(view.shape, view.strides)) \
+                and _expensive(node, self.forced, self.memo):
+            raise _Restart(node)
+        self.stack.append(node)
+        srcs = tuple(self.build(s.base, s.history + history) for s in node.srcs)
+        self.stack.pop()
+        return Alu(node.op, srcs, node.dtype)
+
+
+def _kernel_for(node: LazyNode, forced: Set[int]) -> KernelStep:
+    b = _KernelBuilder(node, forced)
+    if node.op == "cumsum":
+        src = node.srcs[0]
+        b.stack.append(node)
+        expr = b.build(src.base, src.history)
+        kernel_inputs = b.inputs
+        k = Kernel(expr, node.shape, node.dtype, (node.dtype,) + tuple(i.dtype for i in kernel_inputs),
+                   scan_axis=node.arg)
+        return KernelStep(node, k, kernel_inputs)
+    expr = b.build(node, ())
+    inplace = False
+    if node.op == "assign":
+        target = node.srcs[0]
+        inplace = target.id in b.index
+    full = b.reduce.srcs[0].shape if b.reduce is not None else node.shape
+    axes = b.reduce.arg if b.reduce is not None else ()
+    k = Kernel(expr, full, node.dtype, (node.dtype,) + tuple(i.dtype for i in b.inputs),
+               reduce_axes=axes, inplace=inplace)
+    return KernelStep(node, k, b.inputs)
+
+
+def _safe_inplace(step: KernelStep, target: LazyNode) -> bool:
+    """An assign may write in place only if it reads its target at the same index it writes."""
+    from .kernel_ast import walk
+    idx = step.inputs.index(target) + 1
+    ident = View.contiguous(target.shape)
+    return all(e.view == ident for e in walk(step.kernel.root) if isinstance(e, Load) and e.buf == idx) \
+        and not step.kernel.reduce_axes
+
+
+def _prepare_library_inputs(g: _Graph) -> None:
+    """Library routines read strided buffers; masked views (padding) get a copy kernel first."""
+    for node in list(g.nodes.values()):
+        if node.op in ops.LIBRARY and not node.realized and node.op == "matmul":
+            srcs = list(node.srcs)
+            for i, s in enumerate(srcs):
+                if s.is_view and (s.view.mask is not None) or s.base.op == "const":
+                    srcs[i] = contiguous(s) if s.is_view else LazyNode("contiguous", (s,), None, s.dtype, s.shape)
+            node.srcs = tuple(srcs)
+
+
+def create_schedule(outputs: List[LazyNode]):
+    """Return the steps that realize ``outputs``; the caller allocates and runs them."""
+    g = _collect(outputs)
+    _prepare_library_inputs(g)
+    g = _collect(outputs)
+    forced = _initial_forced(g, outputs)
+    while True:
+        try:
+            steps = []
+            for node in g.order:
+                if node.id not in forced or node.realized or node.op in ops.SOURCE:
+                    continue
+                steps.extend(_steps_for(node, forced))
+            return steps
+        except _Restart as r:
+            assert r.node.id not in forced, r.node
+            forced.add(r.node.id)
+
+
+def _steps_for(node: LazyNode, forced: Set[int]):
+    if node.op == "matmul":
+        return [MatmulStep(node, node.srcs[0], node.srcs[1])]
+    step = _kernel_for(node, forced)
+    if node.op == "assign" and step.kernel.inplace and not _safe_inplace(step, node.srcs[0]):
+        tmp = LazyNode("contiguous", (node.srcs[1],), None, node.dtype, node.shape)
+        k = step.kernel
+        tmp_step = KernelStep(tmp, Kernel(k.root, k.full_shape, k.out_dtype, k.buf_dtypes, k.reduce_axes), step.inputs)
+        return [tmp_step, CopyStep(node, tmp)]
+    return [step]

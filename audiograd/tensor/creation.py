@@ -1,0 +1,98 @@
+"""Ways to make tensors: from data, filled, ranges, and seeded random numbers."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as dt
+from ..graph import lazy
+from .tensor import Tensor, _check_device
+
+
+def _shape(args):
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    if any(not isinstance(s, (int, np.integer)) or s < 0 for s in args):
+        raise ValueError(f"invalid shape {tuple(args)}: sizes must be non-negative ints")
+    return tuple(int(s) for s in args)
+
+
+def tensor(data, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
+    """A tensor holding a copy of ``data`` (array, nested list or scalar), like ``torch.tensor``."""
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad, device=device)
+
+
+def full(shape, fill_value, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
+    _check_device(device)
+    d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(fill_value)
+    t = Tensor._from_node(lazy.const_node(fill_value, d, _shape((shape,) if isinstance(shape, int) else tuple(shape))))
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def zeros(*shape, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
+    return full(_shape(shape), 0.0, dtype or dt.default_float, requires_grad, device)
+
+
+def ones(*shape, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
+    return full(_shape(shape), 1.0, dtype or dt.default_float, requires_grad, device)
+
+
+def zeros_like(t: Tensor, dtype=None) -> Tensor:
+    return zeros(*t.shape, dtype=dtype or t.dtype)
+
+
+def ones_like(t: Tensor, dtype=None) -> Tensor:
+    return ones(*t.shape, dtype=dtype or t.dtype)
+
+
+def full_like(t: Tensor, fill_value, dtype=None) -> Tensor:
+    return full(t.shape, fill_value, dtype or t.dtype)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
+    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for ints, else float32."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if dtype is None:
+        dtype = dt.int64 if all(isinstance(v, (int, np.integer)) for v in (start, end, step)) else dt.default_float
+    d = dt.to_dtype(dtype)
+    n = max(0, int(np.ceil((end - start) / step)))
+    values = start + step * np.arange(n, dtype=np.float64 if d.is_float else np.int64)
+    return Tensor(values.astype(d.np), dtype=d, requires_grad=requires_grad, device=device)
+
+
+def linspace(start, end, steps: int, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
+    d = dt.to_dtype(dtype or dt.default_float)
+    return Tensor(np.linspace(start, end, steps, dtype=np.float64).astype(d.np), dtype=d,
+                  requires_grad=requires_grad, device=device)
+
+
+def eye(n: int, m=None, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
+    d = dt.to_dtype(dtype or dt.default_float)
+    return Tensor(np.eye(n, m if m is not None else n, dtype=d.np), dtype=d, requires_grad=requires_grad, device=device)
+
+
+class _RNG:
+    gen = np.random.default_rng(0)
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind rand/randn (results repeat for a given seed)."""
+    _RNG.gen = np.random.default_rng(seed)
+
+
+def rand(*shape, dtype=None, requires_grad: bool = False, device=None, generator=None) -> Tensor:
+    """Uniform samples in [0, 1)."""
+    d = dt.to_dtype(dtype or dt.default_float)
+    g = generator if generator is not None else _RNG.gen
+    return Tensor(g.random(_shape(shape), dtype=np.float64).astype(d.np), dtype=d,
+                  requires_grad=requires_grad, device=device)
+
+
+def randn(*shape, dtype=None, requires_grad: bool = False, device=None, generator=None) -> Tensor:
+    """Standard normal samples."""
+    d = dt.to_dtype(dtype or dt.default_float)
+    g = generator if generator is not None else _RNG.gen
+    return Tensor(g.standard_normal(_shape(shape), dtype=np.float64).astype(d.np), dtype=d,
+                  requires_grad=requires_grad, device=device)

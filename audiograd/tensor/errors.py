@@ -1,0 +1,27 @@
+"""Errors raised where the user called the op."""
+
+
+class ShapeError(RuntimeError, ValueError):
+    """Shapes that do not fit the op (broadcasting, reshape, matmul, cat...)."""
+
+
+def broadcast_shapes(op: str, *shapes):
+    """numpy/PyTorch broadcasting of ``shapes``; ShapeError naming ``op`` and the shapes if impossible."""
+    nd = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(nd):
+        dims = {s[len(s) - nd + i] for s in shapes if len(s) - nd + i >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise ShapeError(f"{op}: cannot broadcast shapes " + " and ".join(str(tuple(s)) for s in shapes))
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def normalize_dim(op: str, dim: int, ndim: int) -> int:
+    lo, hi = (-ndim, ndim - 1) if ndim else (-1, 0)
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    if not lo <= dim <= hi:
+        raise IndexError(f"{op}: dimension {dim} out of range for a tensor with {ndim} dims (expected {lo}..{hi})")
+    return dim % ndim if ndim else 0

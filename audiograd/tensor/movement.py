@@ -1,0 +1,259 @@
+"""Shape and layout ops: all free (views) until a kernel reads them."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from .errors import ShapeError, broadcast_shapes, normalize_dim
+from . import functions as F
+
+
+def _shape_arg(args):
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return tuple(args)
+
+
+class MovementMixin:
+    def reshape(self, *shape):
+        shape = _shape_arg(shape)
+        if any(not isinstance(s, int) for s in shape):
+            raise TypeError(f"reshape: sizes must be ints, got {shape}")
+        n = self.numel()
+        if shape.count(-1) > 1:
+            raise ShapeError(f"reshape: only one dimension can be -1, got {shape}")
+        if -1 in shape:
+            rest = math.prod(s for s in shape if s != -1)
+            if rest == 0 or n % rest:
+                raise ShapeError(f"reshape: shape {shape} is invalid for input of shape {self.shape}")
+            shape = tuple(n // rest if s == -1 else s for s in shape)
+        if any(s < 0 for s in shape) or math.prod(shape) != n:
+            raise ShapeError(f"reshape: shape {shape} is invalid for input of shape {self.shape} ({n} elements)")
+        if shape == self.shape:
+            return self
+        return F.Reshape.apply(self, shape=shape)
+
+    view = reshape
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1):
+        if self.ndim == 0:
+            return self.reshape(1)
+        s = normalize_dim("flatten", start_dim, self.ndim)
+        e = normalize_dim("flatten", end_dim, self.ndim)
+        return self.reshape(*self.shape[:s], math.prod(self.shape[s:e + 1]), *self.shape[e + 1:])
+
+    def permute(self, *dims):
+        dims = _shape_arg(dims)
+        order = tuple(normalize_dim("permute", d, self.ndim) for d in dims)
+        if sorted(order) != list(range(self.ndim)):
+            raise ShapeError(f"permute: {dims} is not a permutation of the dims of shape {self.shape}")
+        if order == tuple(range(self.ndim)):
+            return self
+        return F.Permute.apply(self, order=order)
+
+    def transpose(self, dim0: int, dim1: int):
+        order = list(range(self.ndim))
+        a, b = normalize_dim("transpose", dim0, self.ndim), normalize_dim("transpose", dim1, self.ndim)
+        order[a], order[b] = order[b], order[a]
+        return self.permute(*order)
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def expand(self, *sizes):
+        sizes = _shape_arg(sizes)
+        if len(sizes) < self.ndim:
+            raise ShapeError(f"expand: cannot expand shape {self.shape} to {sizes} (fewer dims)")
+        lead = len(sizes) - self.ndim
+        shape = tuple(s if s != -1 else (self.shape[i - lead] if i >= lead else -1) for i, s in enumerate(sizes))
+        for i, s in enumerate(self.shape):
+            if s != 1 and shape[lead + i] != s:
+                raise ShapeError(f"expand: cannot expand shape {self.shape} to {sizes}")
+        if any(s < 0 for s in shape):
+            raise ShapeError(f"expand: invalid size in {sizes}")
+        x = self.reshape((1,) * lead + self.shape) if lead else self
+        if shape == x.shape:
+            return x
+        return F.Expand.apply(x, shape=shape)
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def broadcast_to(self, shape):
+        return self.expand(*broadcast_shapes("broadcast_to", self.shape, tuple(shape)))
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.reshape(*[s for s in self.shape if s != 1])
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        dims = {normalize_dim("squeeze", d, self.ndim) for d in dims}
+        return self.reshape(*[s for i, s in enumerate(self.shape) if not (i in dims and s == 1)])
+
+    def unsqueeze(self, dim: int):
+        d = normalize_dim("unsqueeze", dim, self.ndim + 1)
+        return self.reshape(*self.shape[:d], 1, *self.shape[d:])
+
+    def flip(self, dims):
+        dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+        ds = {normalize_dim("flip", d, self.ndim) for d in dims}
+        return self._flip(tuple(i in ds for i in range(self.ndim)))
+
+    def _flip(self, flags):
+        return F.Flip.apply(self, flags=tuple(flags)) if any(flags) else self
+
+    def _pad(self, pads):
+        """Zero padding, one (before, after) pair of non-negative ints per dim."""
+        return F.Pad.apply(self, pads=tuple(pads)) if any(b or a for b, a in pads) else self
+
+    def _shrink(self, bounds):
+        if all(lo == 0 and hi == s for (lo, hi), s in zip(bounds, self.shape)):
+            return self
+        return F.Shrink.apply(self, bounds=tuple(bounds))
+
+    def _step(self, steps):
+        return F.Step.apply(self, steps=tuple(steps)) if any(k != 1 for k in steps) else self
+
+    def repeat(self, *sizes):
+        sizes = _shape_arg(sizes)
+        if len(sizes) < self.ndim:
+            raise ShapeError(f"repeat: {len(sizes)} repeat counts for a tensor of {self.ndim} dims")
+        x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
+        # each dim s becomes a pair (r, s) by expand, then the pair is merged
+        x2 = x.reshape(*[v for s in x.shape for v in (1, s)])
+        x2 = x2.expand(*[v for r, s in zip(sizes, x.shape) for v in (r, s)])
+        return x2.reshape(*[r * s for r, s in zip(sizes, x.shape)])
+
+    def cumsum(self, dim: int):
+        from .. import dtypes as dt
+        d = normalize_dim("cumsum", dim, self.ndim)
+        x = self if self.dtype.is_float or self.dtype is dt.int64 else self.to(dt.int64)
+        if x.ndim == 0 or x.shape[d] == 1:
+            return x * 1 if x.dtype is not dt.bool_ else x
+        return F.Cumsum.apply(x, axis=d)
+
+    # ---- indexing --------------------------------------------------------------------------
+    def __getitem__(self, index):
+        if not isinstance(index, tuple):
+            index = (index,)
+        if any(not isinstance(i, (int, slice, type(None), type(Ellipsis))) or isinstance(i, bool) for i in index):
+            bad = next(i for i in index if not isinstance(i, (int, slice, type(None), type(Ellipsis))) or isinstance(i, bool))
+            raise TypeError(f"indexing with {type(bad).__name__} is not supported: use ints, slices, None and ...")
+        if sum(i is Ellipsis for i in index) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        used = sum(1 for i in index if i is not None and i is not Ellipsis)
+        if used > self.ndim:
+            raise IndexError(f"too many indices for tensor of shape {self.shape}: {used} indices")
+        if Ellipsis in index:
+            k = index.index(Ellipsis)
+            index = index[:k] + (slice(None),) * (self.ndim - used) + index[k + 1:]
+        else:
+            index = index + (slice(None),) * (self.ndim - used)
+        bounds, flips, steps, final, d = [], [], [], [], 0
+        for i in index:
+            if i is None:
+                final.append(1)
+                continue
+            n = self.shape[d]
+            if isinstance(i, int):
+                if not -n <= i < n:
+                    raise IndexError(f"index {i} is out of bounds for dim {d} with size {n}")
+                i %= n
+                bounds.append((i, i + 1)); flips.append(False); steps.append(1)
+            else:
+                start, stop, step = i.indices(n)
+                if step == 0:
+                    raise ValueError("slice step cannot be zero")
+                count = len(range(start, stop, step))
+                if count == 0:
+                    bounds.append((0, 0)); flips.append(False); steps.append(1)
+                elif step > 0:
+                    bounds.append((start, start + (count - 1) * step + 1)); flips.append(False); steps.append(step)
+                else:
+                    last = start + (count - 1) * step
+                    bounds.append((last, start + 1)); flips.append(True); steps.append(-step)
+                final.append(count)
+            d += 1
+        x = self._shrink(tuple(bounds))._flip(tuple(flips))._step(tuple(steps))
+        return x.reshape(*final)
+
+
+def cat(tensors: Sequence, dim: int = 0):
+    """Join tensors along an existing dim (every other dim must match)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
+    ref = tensors[0]
+    d = normalize_dim("cat", dim, ref.ndim)
+    from .. import dtypes as dt
+    dtype = dt.promote(*[t.dtype for t in tensors])
+    for t in tensors:
+        if t.ndim != ref.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, ref.shape)) if i != d):
+            raise ShapeError(f"cat: shapes {[tuple(t.shape) for t in tensors]} do not match outside dim {d}")
+    total = sum(t.shape[d] for t in tensors)
+    out, start = None, 0
+    for t in tensors:
+        pads = [(0, 0)] * ref.ndim
+        pads[d] = (start, total - start - t.shape[d])
+        piece = t.to(dtype)._pad(tuple(pads))
+        out = piece if out is None else out + piece
+        start += t.shape[d]
+    return out
+
+
+def stack(tensors: Sequence, dim: int = 0):
+    """Join tensors of equal shape along a new dim."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    if any(t.shape != tensors[0].shape for t in tensors):
+        raise ShapeError(f"stack: all tensors must have the same shape, got {[tuple(t.shape) for t in tensors]}")
+    d = normalize_dim("stack", dim, tensors[0].ndim + 1)
+    return cat([t.unsqueeze(d) for t in tensors], d)
+
+
+def pad(x, pad: Sequence[int], mode: str = "constant", value: float = 0.0):
+    """PyTorch's ``F.pad``: ``pad`` lists (left, right) pairs starting from the last dim."""
+    pad = list(pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ShapeError(f"pad: padding {tuple(pad)} must have an even length of at most 2*{x.ndim}")
+    pairs = [(0, 0)] * x.ndim
+    for k in range(len(pad) // 2):
+        pairs[x.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    if mode == "constant":
+        # negative amounts crop
+        x = x._shrink(tuple((max(0, -b), s - max(0, -a)) for (b, a), s in zip(pairs, x.shape)))
+        pos = tuple((max(0, b), max(0, a)) for b, a in pairs)
+        out = x._pad(pos)
+        if value != 0 and any(b or a for b, a in pos):
+            from .. import dtypes as dt
+            from .tensor import where
+            inside = x._const(True, dt.bool_).expand(*x.shape)._pad(pos)
+            out = where(inside, out, value)
+        return out
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"pad: unknown mode {mode!r} (constant, reflect, replicate, circular)")
+    for d, (b, a) in enumerate(pairs):
+        if not (b or a):
+            continue
+        n = x.shape[d]
+        if b < 0 or a < 0:
+            raise ValueError(f"pad: {mode} padding must be non-negative, got {(b, a)} for dim {d}")
+        if mode == "reflect" and (b >= n or a >= n):
+            raise ValueError(f"pad: reflect padding {(b, a)} must be smaller than the input size {n} of dim {d}")
+        if mode == "circular" and (b > n or a > n):
+            raise ValueError(f"pad: circular padding {(b, a)} must be at most the input size {n} of dim {d}")
+        sl = lambda lo, hi, step=1: x[(slice(None),) * d + (slice(lo, hi, step),)]
+        if mode == "reflect":
+            left, right = sl(b, 0, -1), sl(n - 2, n - 2 - a if n - 2 - a >= 0 else None, -1)
+        elif mode == "replicate":
+            left = sl(0, 1).expand(*x.shape[:d], b, *x.shape[d + 1:])
+            right = sl(n - 1, n).expand(*x.shape[:d], a, *x.shape[d + 1:])
+        else:
+            left, right = sl(n - b, n), sl(0, a)
+        x = cat([left, x, right], d)
+    return x
