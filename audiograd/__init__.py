@@ -5,4 +5,6 @@ from .tensor import (ShapeError, Tensor, arange, cat, enable_grad, eye, full, fu
                      linspace, manual_seed, no_grad, ones, ones_like, rand, randn, realize_all, stack, tensor,
                      where, zeros, zeros_like)
 
+from .jit import jit
+
 __version__ = "0.1.0"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from typing import Optional, Tuple
 
 import numpy as np
@@ -18,6 +19,8 @@ from . import ops
 from .view import View
 
 _ids = itertools.count()
+# assigns not yet realized: jit capture realizes them before it ends
+PENDING_ASSIGNS: "weakref.WeakSet[LazyNode]" = weakref.WeakSet()
 
 
 class LazyNode:
@@ -98,7 +101,9 @@ def contiguous(node: LazyNode) -> LazyNode:
 
 def assign(target: LazyNode, value: LazyNode) -> LazyNode:
     """Write ``value`` into ``target``'s buffer when realized (the buffer keeps its identity)."""
-    return LazyNode("assign", (target, value), None, target.dtype, target.shape)
+    node = LazyNode("assign", (target, value), None, target.dtype, target.shape)
+    PENDING_ASSIGNS.add(node)
+    return node
 
 
 def movement(node: LazyNode, op: str, arg) -> LazyNode:

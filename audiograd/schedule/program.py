@@ -94,6 +94,25 @@ class Program:
                 print(f"[audiograd] {c.name}: {1e3*(time.perf_counter()-t0):.3f} ms", file=sys.stderr)
 
 
+class Recorder:
+    """Collects every program run while active (how ``jit`` captures a function)."""
+
+    active: Optional["Recorder"] = None
+
+    def __init__(self):
+        self.runs = []        # (program, buffers) in execution order
+        self.fresh = set()    # ids of buffers allocated by those runs
+
+    def __enter__(self):
+        if Recorder.active is not None:
+            raise RuntimeError("jit: capturing inside another capture is not supported")
+        Recorder.active = self
+        return self
+
+    def __exit__(self, *exc):
+        Recorder.active = None
+
+
 def realize(nodes: Sequence[LazyNode]) -> None:
     """Compute every unrealized base among ``nodes`` and attach the results to the graph."""
     todo = [n for n in nodes if not n.base.realized and n.base.op != "const"]
@@ -101,6 +120,10 @@ def realize(nodes: Sequence[LazyNode]) -> None:
         return
     prog = Program(todo)
     bufs = [n.buffer if n.realized else np.empty(n.shape, n.dtype.np) for n in prog.nodes]
+    rec = Recorder.active
+    if rec is not None:
+        rec.runs.append((prog, bufs))
+        rec.fresh.update(id(b) for b, n in zip(bufs, prog.nodes) if not n.realized)
     prog.run(bufs)
     for node in prog.members.values():
         if not node.realized:

@@ -1,0 +1,1 @@
+"""The ``audiograd`` command line."""

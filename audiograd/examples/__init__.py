@@ -1,0 +1,1 @@
+"""Small bundled programs that show audiograd working end to end."""

@@ -1,0 +1,158 @@
+"""``audiograd.jit``: capture a function of tensors once, then replay its kernels.
+
+The first call for a given signature (shapes and dtypes of the tensor arguments, values of
+the others) runs the function on placeholder inputs and records every kernel it launches,
+including those of ``backward()`` and in-place ``assign`` updates. Intermediate buffers that
+nothing outside the function can see are packed into one arena by lifetime. Later calls copy
+the new inputs into the placeholders and replay the recorded kernels: no Python-level graph
+building, scheduling or compiling. Python control flow that depends on tensor values is frozen
+at capture time, as with CUDA graphs or ``torch.jit.trace``.
+"""
+from __future__ import annotations
+
+import functools
+import gc
+import weakref
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+
+from .graph import lazy
+from .schedule.memory import ALIGN, plan_arena
+from .schedule.program import Recorder, strided
+from .tensor import Tensor
+
+
+class CapturedProgram:
+    """One recorded signature: placeholders, recorded runs, and where the outputs live."""
+
+    def __init__(self, fn: Callable, args: tuple, kwargs: dict):
+        self.placeholders: List[Tuple[int, np.ndarray]] = []
+        call_args = list(args)
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                buf = np.empty(a.shape, a.dtype.np)
+                np.copyto(buf, a.numpy())
+                ph = Tensor._from_node(lazy.LazyNode("buffer", (), None, a.dtype, a.shape, buffer=buf),
+                                       requires_grad=a.requires_grad)
+                self.placeholders.append((i, buf))
+                call_args[i] = ph
+        with Recorder() as rec:
+            result = fn(*call_args, **kwargs)
+            self.single = isinstance(result, Tensor)
+            outs = [result] if self.single else list(result) if isinstance(result, (tuple, list)) else None
+            if outs is None or not all(isinstance(o, Tensor) for o in outs):
+                raise TypeError("jit: the function must return a Tensor or a tuple/list of Tensors")
+            fixed = []
+            for o in outs:
+                node = o.node
+                if node.base.op == "const" or (node.is_view and node.view.mask is not None):
+                    node = lazy.contiguous(node)
+                fixed.append(node)
+            from .schedule.program import realize
+            realize(fixed + [n for n in lazy.PENDING_ASSIGNS if not n.realized])
+        self.outputs = [(n.base.buffer, n.base_view()[1], n.dtype) for n in fixed]
+        first_results = [self._output(i) for i in range(len(fixed))]
+        self.first_results = first_results
+        self.runs = self._plan(rec)
+        del result, outs, fixed, call_args
+
+    def _plan(self, rec: Recorder):
+        """Move dead intermediate buffers into one arena, reused by lifetime."""
+        keep = {id(buf) for _, buf in self.placeholders} | {id(b) for b, _, _ in self.outputs}
+        alive_refs: Dict[int, list] = {}
+        spans: Dict[int, list] = {}
+        arrays: Dict[int, np.ndarray] = {}
+        for step, (prog, bufs) in enumerate(rec.runs):
+            for node, buf in zip(prog.nodes, bufs):
+                arrays[id(buf)] = buf
+            for node in prog.members.values():
+                alive_refs.setdefault(id(bufs[prog.slot[node.id]]), []).append(weakref.ref(node))
+            for ci, call in enumerate(prog.calls):
+                t = (step, ci)
+                for s in call.slots:
+                    span = spans.setdefault(id(bufs[s]), [t, t])
+                    span[1] = t
+        for prog, _ in rec.runs:  # replays need only the calls; let the graph go
+            prog.nodes, prog.members, prog.slot = [], {}, {}
+        gc.collect()
+        order = {}
+        for step, (prog, _) in enumerate(rec.runs):
+            for ci in range(len(prog.calls)):
+                order[(step, ci)] = len(order)
+        movable = {}
+        for key in rec.fresh:
+            if key in keep or key not in spans or any(r() is not None for r in alive_refs.get(key, [])):
+                continue
+            buf = arrays[key]
+            movable[key] = (buf.nbytes, order[tuple(spans[key][0])], order[tuple(spans[key][1])])
+        offsets, size = plan_arena(movable)
+        self.arena = np.empty(size + ALIGN, np.uint8)
+        base = (-self.arena.ctypes.data) % ALIGN
+        remap = {}
+        for key, off in offsets.items():
+            buf = arrays[key]
+            start = base + off
+            remap[key] = self.arena[start:start + buf.nbytes].view(buf.dtype).reshape(buf.shape)
+        self.arena_bytes, self.unplanned_bytes = size, sum(v[0] for v in movable.values())
+        return [(prog, [remap.get(id(b), b) for b in bufs]) for prog, bufs in rec.runs]
+
+    def _output(self, i: int) -> Tensor:
+        buf, view, dtype = self.outputs[i]
+        return Tensor(np.array(strided(buf, view)), dtype=dtype)
+
+    def replay(self, args: tuple):
+        for i, buf in self.placeholders:
+            a = args[i]
+            a.realize()
+            np.copyto(buf, a.numpy() if a.node.is_view or a.node.op == "const" else a.node.base.buffer.reshape(buf.shape))
+        for prog, bufs in self.runs:
+            prog.run(bufs, cache_pointers=True)
+        outs = [self._output(i) for i in range(len(self.outputs))]
+        return outs[0] if self.single else tuple(outs)
+
+
+class JitFunction:
+    def __init__(self, fn: Callable, recapture: bool = True):
+        self.fn, self.recapture = fn, recapture
+        self.programs: Dict[tuple, CapturedProgram] = {}
+        functools.update_wrapper(self, fn)
+
+    def _signature(self, args, kwargs) -> tuple:
+        sig = []
+        for a in args:
+            if isinstance(a, Tensor):
+                sig.append(("T", a.shape, a.dtype.name, a.requires_grad))
+            else:
+                try:
+                    hash(a)
+                except TypeError:
+                    raise TypeError(f"jit: non-tensor argument {a!r} must be hashable (it is part of the signature)")
+                sig.append(("V", a))
+        return tuple(sig) + tuple(sorted(kwargs.items()))
+
+    def __call__(self, *args, **kwargs):
+        sig = self._signature(args, kwargs)
+        prog = self.programs.get(sig)
+        if prog is None:
+            if self.programs and not self.recapture:
+                known = next(iter(self.programs))
+                raise ValueError(f"jit: {self.fn.__name__} was captured for {known}, called with {sig}; "
+                                 "use recapture=True to capture each new signature")
+            prog = CapturedProgram(self.fn, args, kwargs)
+            self.programs[sig] = prog
+            res = prog.first_results
+            prog.first_results = None
+            return res[0] if prog.single else tuple(res)
+        return prog.replay(args)
+
+
+def jit(fn: Callable = None, *, recapture: bool = True):
+    """Capture ``fn`` per input signature and replay its kernels (decorator or function).
+
+    With ``recapture=False`` a call with a new signature raises ValueError instead of
+    capturing again.
+    """
+    if fn is None:
+        return lambda f: JitFunction(f, recapture)
+    return JitFunction(fn, recapture)

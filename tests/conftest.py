@@ -1,0 +1,21 @@
+import os
+import tempfile
+
+import pytest
+
+# every test session compiles into its own cache unless one is named explicitly
+if "AUDIOGRAD_CACHE_DIR" not in os.environ:
+    os.environ["AUDIOGRAD_CACHE_DIR"] = tempfile.mkdtemp(prefix="audiograd-test-cache-")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", help="run tests marked slow")
+    parser.addoption("--gpu", action="store_true", help="run tests marked gpu (needs an NVIDIA GPU)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--runslow"):
+            item.add_marker(pytest.mark.skip(reason="slow: run with --runslow"))
+        if "gpu" in item.keywords and not config.getoption("--gpu"):
+            item.add_marker(pytest.mark.skip(reason="needs a GPU: run with --gpu on a GPU machine"))
