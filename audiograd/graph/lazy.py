@@ -61,7 +61,8 @@ class LazyNode:
 
 # ---- constructors ---------------------------------------------------------------------------
 def buffer_node(array: np.ndarray, dtype: DType) -> LazyNode:
-    arr = np.ascontiguousarray(array, dtype=dtype.np)
+    # ascontiguousarray turns a 0-d array into shape (1,): keep the caller's shape
+    arr = np.ascontiguousarray(array, dtype=dtype.np).reshape(np.shape(array))
     return LazyNode("buffer", (), None, dtype, arr.shape, buffer=arr)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,7 +61,8 @@ stats = Stats()
 
 class CPUCompiler:
     def __init__(self):
-        self._fns: Dict[str, object] = {}
+        self._fns: Dict[Tuple[str, str], object] = {}
+        self._lock = threading.Lock()
         self._sig = _cpu_signature()
 
     def _flags(self) -> Tuple[str, ...]:
@@ -74,61 +76,49 @@ class CPUCompiler:
         return h.hexdigest()
 
     def get_many(self, kernels: Sequence[Tuple[str, str]]) -> List[object]:
-        """Callable functions for (name, source) pairs, compiling the missing ones in parallel."""
-        cache = DiskCache(config.cache_dir)
-        cc = None
-        cc_id = None
-        out: List[object] = [None] * len(kernels)
-        todo = []
-        for i, (name, src) in enumerate(kernels):
-            memo = (name, src)
-            fn = self._fns.get(memo)
-            if fn is not None:
-                stats.memory_hits += 1
-                out[i] = fn
-                continue
-            todo.append(i)
+        """Callable functions for (name, source) pairs; missing ones are compiled in parallel."""
+        out: List[object] = [self._fns.get(k) for k in kernels]
+        stats.memory_hits += sum(fn is not None for fn in out)
+        todo = [i for i, fn in enumerate(out) if fn is None]
         if not todo:
             return out
-        cc = config.cc
-        from .compiler import find_compiler as _find
-        cc_path = _find(cc)
-        cc_id = compiler_identity(cc_path)
-        flags = self._flags()
-        keys = {i: self.key(kernels[i][1], cc_id) for i in todo}
-        missing = [i for i in todo if cache.lookup(keys[i]) is None]
+        cache = DiskCache(config.cache_dir)
+        cc_path = find_compiler(config.cc)
+        cc_id, flags = compiler_identity(cc_path), self._flags()
 
-        def build(i):
+        def compile_fn(src: Path, dst: Path) -> None:
             t0 = time.perf_counter()
-            path = cache.build(keys[i], kernels[i][1], lambda s, o: compile_shared(cc_path, flags, s, o))
+            compile_shared(cc_path, flags, src, dst)
+            with self._lock:
+                stats.compiled += 1
             if config.debug:
-                print(f"[audiograd] compiled {kernels[i][0]} in {1e3*(time.perf_counter()-t0):.0f} ms "
-                      f"({cache.source_path(keys[i])})", file=sys.stderr)
-            return path
+                print(f"[audiograd] compiled {src} in {1e3 * (time.perf_counter() - t0):.0f} ms", file=sys.stderr)
 
-        if missing:
-            stats.compiled += len(missing)
-            workers = max(1, min(len(missing), config.num_threads))
-            if workers == 1:
-                for i in missing:
-                    build(i)
-            else:
-                with ThreadPoolExecutor(workers) as ex:
-                    list(ex.map(build, missing))
-        for i in todo:
-            name, src = kernels[i]
-            path = cache.lookup(keys[i]) or cache.build(keys[i], src, lambda s, o: compile_shared(cc_path, flags, s, o))
-            if i not in missing:
-                stats.loaded += 1
+        def obtain(i: int):
+            name, source = kernels[i]
+            key = self.key(source, cc_id)
+            built = []
+            path = cache.lookup(key) or cache.build(key, source, lambda s, d: built.append(compile_fn(s, d)))
+            if not built:  # found on disk (perhaps built meanwhile by another process)
+                with self._lock:
+                    stats.loaded += 1
             try:
                 fn = self._load(path, name)
-            except OSError:  # unreadable library: rebuild it once
+            except OSError:  # an unloadable library: rebuild it once
                 path.unlink(missing_ok=True)
-                path = cache.build(keys[i], src, lambda s, o: compile_shared(cc_path, flags, s, o))
-                fn = self._load(path, name)
+                fn = self._load(cache.build(key, source, compile_fn), name)
             if config.debug >= 2:
-                print(f"[audiograd] kernel {name}:\n{src}", file=sys.stderr)
-            self._fns[(name, src)] = fn
+                print(f"[audiograd] kernel {name}:\n{source}", file=sys.stderr)
+            return fn
+
+        workers = max(1, min(len(todo), config.num_threads))
+        if workers == 1:
+            fns = [obtain(i) for i in todo]
+        else:
+            with ThreadPoolExecutor(workers) as ex:
+                fns = list(ex.map(obtain, todo))
+        for i, fn in zip(todo, fns):
+            self._fns[kernels[i]] = fn
             out[i] = fn
         return out
 

@@ -405,7 +405,8 @@ def realize_all(tensors: Iterable[Optional[Tensor]]) -> None:
 def _node_from_data(data, dtype) -> LazyNode:
     if isinstance(data, np.ndarray):
         d = dt.to_dtype(dtype if dtype is not None else data.dtype)
-        return lazy.buffer_node(data, d)
+        # a copy, as torch.tensor makes: later writes to ``data`` must not reach the tensor
+        return lazy.buffer_node(np.array(data, dtype=d.np, order="C"), d)
     if isinstance(data, (bool, int, float, np.number, np.bool_)):
         d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(data)
         return lazy.buffer_node(np.asarray(data), d)
