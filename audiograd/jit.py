@@ -37,6 +37,8 @@ class CapturedProgram:
                                        requires_grad=a.requires_grad)
                 self.placeholders.append((i, buf))
                 call_args[i] = ph
+        from .schedule.program import realize
+        realize([n for n in lazy.PENDING_ASSIGNS if not n.realized])  # earlier writes are not part of fn
         with Recorder() as rec:
             result = fn(*call_args, **kwargs)
             self.single = isinstance(result, Tensor)
@@ -49,7 +51,6 @@ class CapturedProgram:
                 if node.base.op == "const" or (node.is_view and node.view.mask is not None):
                     node = lazy.contiguous(node)
                 fixed.append(node)
-            from .schedule.program import realize
             realize(fixed + [n for n in lazy.PENDING_ASSIGNS if not n.realized])
         self.outputs = [(n.base.buffer, n.base_view()[1], n.dtype) for n in fixed]
         first_results = [self._output(i) for i in range(len(fixed))]
