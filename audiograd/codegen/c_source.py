@@ -12,7 +12,7 @@ from typing import Dict, List
 from ..dtypes import DType, float32, float64, int64, bool_
 from ..graph.view import View
 from ..schedule.kernel_ast import Alu, Const, Kernel, Load, Reduce, walk
-from .loops import LoopNest, build_loop_nest
+from .loops import Loop, LoopNest, build_loop_nest
 
 PRELUDE = (Path(__file__).with_name("prelude.h")).read_text()
 
@@ -137,104 +137,183 @@ class CRenderer:
         return name
 
     # ---- loops -----------------------------------------------------------------------------
+    def _stmts(self, e, indent: str) -> (List[str], str):
+        """Statements computing expression ``e`` and the name holding its value."""
+        self.lines = []
+        v = self.expr(e, indent)
+        return self.lines, v
+
+    def _column_reduce(self, reduce, out_loops, red_loops) -> bool:
+        """True when the reduced data is contiguous along the output, not along the reduction
+        (e.g. a sum over rows): then a tile of outputs accumulates together, row by row."""
+        if not out_loops or not red_loops:
+            return False
+        io, ir = self.nest.loops.index(out_loops[-1]), self.nest.loops.index(red_loops[-1])
+        votes = 0
+        for e in walk(reduce.src):
+            if isinstance(e, Load):
+                st = self.nest.views[e.view].strides
+                votes += (abs(st[io]) == 1) - (abs(st[ir]) == 1)
+        return votes > 0
+
     def render(self, name: str) -> str:
         k, nest = self.k, self.nest
-        total = math.prod(k.full_shape)
         out_loops = [l for l in nest.loops if not l.reduce]
         red_loops = [l for l in nest.loops if l.reduce]
         out_total = math.prod(l.size for l in out_loops)
-        red_total = math.prod(l.size for l in red_loops)
-        parallel = self.nthreads > 1 and total >= PARALLEL_THRESHOLD
-        # with few outputs and a long reduction, split the reduction across threads instead
-        split_reduce = parallel and k.scan_axis is None and red_loops and out_total < 4 * self.nthreads
+        parallel = self.nthreads > 1 and math.prod(k.full_shape) >= PARALLEL_THRESHOLD
         reduce = next((e for e in walk(k.root) if isinstance(e, Reduce)), None)
+        # with few outputs and a long reduction, split the reduction across threads instead
+        split = bool(parallel and reduce is not None and out_total < 4 * self.nthreads)
+        tiled = reduce is not None and not split and self._column_reduce(reduce, out_loops, red_loops)
+        if tiled:
+            last = out_loops[-1]
+            tile = Loop(last.var + "t", -(-last.size // TILE), False)
+            par_loops = out_loops[:-1] + [tile]
+        else:
+            par_loops = out_loops
 
-        header = [PRELUDE, f"void {name}(char** restrict bufs) {{"]
+        lines = [PRELUDE]
+        if reduce is not None and reduce.op == "max":
+            acc_t = _acc_dtype(reduce)
+            lines.append(f"#pragma omp declare reduction(agmax: {acc_t.ctype}: omp_out = AG_MAX(omp_out, omp_in)) "
+                         f"initializer(omp_priv = {_acc_init(reduce)})")
+        lines.append(f"void {name}(char** restrict bufs) {{")
         for i, dt in enumerate(k.buf_dtypes):
             qual = "" if (i == 0 or k.inplace) else "const "
             restrict = "" if k.inplace else " restrict"
-            header.append(f"  {qual}{dt.ctype}*{restrict} b{i} = ({qual}{dt.ctype}*)bufs[{i}];")
-        body: List[str] = []
-        depth = 1
-        ind = lambda: "  " * depth
-        # output loops
-        n_par = 0
-        if parallel and not split_reduce and out_loops:
-            # collapse enough leading loops to give every thread several chunks
-            work = 1
-            for l in out_loops:
+            lines.append(f"  {qual}{dt.ctype}*{restrict} b{i} = ({qual}{dt.ctype}*)bufs[{i}];")
+        body = _Block(lines, 1)
+        # collapse enough leading output loops to give every thread several chunks
+        n_par, work = 0, 1
+        if parallel and not split:
+            for l in par_loops:
                 n_par += 1
                 work *= l.size
                 if work >= 8 * self.nthreads:
                     break
-        for n, l in enumerate(out_loops):
-            innermost = n == len(out_loops) - 1 and not red_loops
+        elementwise = reduce is None and k.scan_axis is None
+        for n, l in enumerate(par_loops):
+            innermost = elementwise and n == len(par_loops) - 1
+            pragma = ""
             if n == 0 and n_par:
+                simd = " simd" if elementwise and n_par == len(par_loops) else ""
                 coll = f" collapse({n_par})" if n_par > 1 else ""
-                simd = " simd" if innermost or (n_par == len(out_loops) and not red_loops) else ""
-                body.append(f"{ind()}#pragma omp parallel for{simd}{coll} schedule(static)")
+                pragma = f"parallel for{simd}{coll} schedule(static) num_threads({self.nthreads})"
             elif innermost and n >= n_par:
-                body.append(f"{ind()}#pragma omp simd")
-            body.append(f"{ind()}for (long long {l.var} = 0; {l.var} < {l.size}; {l.var}++) {{")
-            depth += 1
+                pragma = "simd"
+            body.loop(l, pragma)
         out_idx = " + ".join(f"{l.var}*{st}" if st != 1 else l.var
                              for l, st in zip(nest.loops, nest.out_strides) if st) or "0"
         if k.scan_axis is not None:
-            self._emit_scan(body, depth, red_loops, out_idx)
+            self._emit_scan(body, red_loops, out_idx)
+        elif tiled:
+            self._emit_tiled(body, reduce, red_loops, out_loops[-1], tile, out_idx)
         elif reduce is not None:
-            acc_t = _acc_dtype(reduce)
-            init = c_literal(0, acc_t) if reduce.op == "sum" else c_literal(-math.inf, acc_t) \
-                if acc_t.is_float else ("(-9223372036854775807LL-1)" if acc_t is int64 else "(-2147483647-1)")
-            body.append(f"{ind()}{acc_t.ctype} acc = {init};")
-            clause = "reduction(+:acc)" if reduce.op == "sum" else "reduction(agmax:acc)"
-            if reduce.op == "max":
-                header.insert(1, f"#pragma omp declare reduction(agmax: {acc_t.ctype}: "
-                                 f"omp_out = AG_MAX(omp_out, omp_in)) initializer(omp_priv = {init})")
-            for n, l in enumerate(red_loops):
-                if n == 0 and split_reduce:
-                    coll = f" collapse({len(red_loops)})" if len(red_loops) > 1 else ""
-                    body.append(f"{ind()}#pragma omp parallel for{coll} {clause} schedule(static)")
-                elif n == len(red_loops) - 1 and not split_reduce:
-                    body.append(f"{ind()}#pragma omp simd {clause}")
-                body.append(f"{ind()}for (long long {l.var} = 0; {l.var} < {l.size}; {l.var}++) {{")
-                depth += 1
-            self.lines = []
-            v = self.expr(reduce.src, ind())
-            body.extend(self.lines)
-            if reduce.op == "sum":
-                body.append(f"{ind()}acc += {v};")
-            else:
-                body.append(f"{ind()}acc = AG_MAX(acc, ({acc_t.ctype}){v});")
-            for _ in red_loops:
-                depth -= 1
-                body.append(f"{ind()}}}")
-            self.names[reduce] = f"(({reduce.dtype.ctype})acc)"
-            self.lines = []
-            v = self.expr(k.root, ind())
-            body.extend(self.lines)
-            body.append(f"{ind()}b0[{out_idx}] = {v};")
+            self._emit_reduce(body, reduce, red_loops, split, out_idx)
         else:
-            self.lines = []
-            v = self.expr(k.root, ind())
-            body.extend(self.lines)
-            body.append(f"{ind()}b0[{out_idx}] = {v};")
-        for _ in out_loops:
-            depth -= 1
-            body.append(f"{ind()}}}")
-        return "\n".join(header + body + ["}", ""])
+            stmts, v = self._stmts(k.root, body.indent)
+            body.add(*stmts, f"b0[{out_idx}] = {v};")
+        body.close_all(1)
+        return "\n".join(lines + ["}", ""])
 
-    def _emit_scan(self, body, depth, red_loops, out_idx):
-        ind = "  " * depth
+    def _emit_reduce(self, body, reduce, red_loops, split, out_idx):
+        acc_t = _acc_dtype(reduce)
+        body.add(f"{acc_t.ctype} acc = {_acc_init(reduce)};")
+        clause = "reduction(+:acc)" if reduce.op == "sum" else "reduction(agmax:acc)"
+        depth = body.depth
+        for n, l in enumerate(red_loops):
+            pragma = ""
+            if n == 0 and split:
+                coll = f" collapse({len(red_loops)})" if len(red_loops) > 1 else ""
+                pragma = f"parallel for{coll} {clause} schedule(static) num_threads({self.nthreads})"
+            elif n == len(red_loops) - 1 and not split:
+                pragma = f"simd {clause}"
+            body.loop(l, pragma)
+        stmts, v = self._stmts(reduce.src, body.indent)
+        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
+        body.close_all(depth)
+        self.names[reduce] = f"(({reduce.dtype.ctype})acc)"
+        stmts, v = self._stmts(self.k.root, body.indent)
+        body.add(*stmts, f"b0[{out_idx}] = {v};")
+
+    def _emit_tiled(self, body, reduce, red_loops, inner: Loop, tile: Loop, out_idx):
+        acc_t = _acc_dtype(reduce)
+        depth = body.depth
+        body.add(f"const long long {inner.var}_base = {tile.var} * {TILE};",
+                 f"const long long {inner.var}_len = {inner.size} - {inner.var}_base < {TILE} ? "
+                 f"{inner.size} - {inner.var}_base : {TILE};",
+                 f"{acc_t.ctype} acc[{TILE}];",
+                 f"for (int j = 0; j < {TILE}; j++) acc[j] = {_acc_init(reduce)};")
+        for l in red_loops:
+            body.loop(l)
+        body.add("#pragma omp simd")
+        body.open(f"for (long long j = 0; j < {inner.var}_len; j++) {{")
+        body.add(f"const long long {inner.var} = {inner.var}_base + j;")
+        stmts, v = self._stmts(reduce.src, body.indent)
+        body.add(*stmts, _accumulate("acc[j]", v, reduce, acc_t))
+        body.close_all(depth)
+        body.open(f"for (long long j = 0; j < {inner.var}_len; j++) {{")
+        body.add(f"const long long {inner.var} = {inner.var}_base + j;")
+        self.names[reduce] = f"(({reduce.dtype.ctype})acc[j])"
+        stmts, v = self._stmts(self.k.root, body.indent)
+        body.add(*stmts, f"b0[{out_idx}] = {v};")
+        body.close_all(depth)
+
+    def _emit_scan(self, body, red_loops, out_idx):
         acc_t = float64 if self.k.out_dtype.is_float else int64
-        body.append(f"{ind}{acc_t.ctype} acc = 0;")
+        body.add(f"{acc_t.ctype} acc = 0;")
         (l,) = red_loops
-        body.append(f"{ind}for (long long {l.var} = 0; {l.var} < {l.size}; {l.var}++) {{")
-        self.lines = []
-        v = self.expr(self.k.root, ind + "  ")
-        body.extend(self.lines)
-        body.append(f"{ind}  acc += {v};")
-        body.append(f"{ind}  b0[{out_idx}] = ({self.k.out_dtype.ctype})acc;")
-        body.append(f"{ind}}}")
+        body.loop(l)
+        stmts, v = self._stmts(self.k.root, body.indent)
+        body.add(*stmts, f"acc += {v};", f"b0[{out_idx}] = ({self.k.out_dtype.ctype})acc;")
+
+
+# outputs accumulated together by a column reduction
+TILE = 64
+
+
+def _acc_init(r: Reduce) -> str:
+    acc_t = _acc_dtype(r)
+    if r.op == "sum":
+        return c_literal(0, acc_t)
+    if acc_t.is_float:
+        return c_literal(-math.inf, acc_t)
+    return "(-9223372036854775807LL-1)" if acc_t is int64 else "(-2147483647-1)"
+
+
+def _accumulate(acc: str, v: str, r: Reduce, acc_t: DType) -> str:
+    if r.op == "sum":
+        return f"{acc} += {v};"
+    return f"{acc} = AG_MAX({acc}, ({acc_t.ctype}){v});"
+
+
+class _Block:
+    """Appends indented lines and tracks open braces."""
+
+    def __init__(self, lines: List[str], depth: int):
+        self.lines, self.depth = lines, depth
+
+    @property
+    def indent(self) -> str:
+        return "  " * self.depth
+
+    def add(self, *lines: str) -> None:
+        self.lines.extend(self.indent + l.lstrip() for l in lines)
+
+    def open(self, line: str) -> None:
+        self.add(line)
+        self.depth += 1
+
+    def loop(self, l: Loop, pragma: str = "") -> None:
+        if pragma:
+            self.add(f"#pragma omp {pragma}")
+        self.open(f"for (long long {l.var} = 0; {l.var} < {l.size}; {l.var}++) {{")
+
+    def close_all(self, depth: int) -> None:
+        while self.depth > depth:
+            self.depth -= 1
+            self.add("}")
 
 
 def kernel_name(k: Kernel) -> str:

@@ -94,8 +94,9 @@ def library(op: str, srcs, shape, dtype: DType, arg=None) -> LazyNode:
     return LazyNode(op, tuple(srcs), arg, dtype, shape)
 
 
-def contiguous(node: LazyNode) -> LazyNode:
-    if node.op != "view" and node.op not in ("const",):
+def contiguous(node: LazyNode, copy: bool = False) -> LazyNode:
+    """A node whose result is a buffer of its own: ``node`` itself if it is already one."""
+    if not copy and node.op not in ("view", "const"):
         return node
     return LazyNode("contiguous", (node,), None, node.dtype, node.shape)
 

@@ -182,22 +182,23 @@ def _safe_inplace(step: KernelStep, target: LazyNode) -> bool:
         and not step.kernel.reduce_axes
 
 
-def _prepare_library_inputs(g: _Graph) -> None:
-    """Library routines read strided buffers; masked views (padding) get a copy kernel first."""
-    for node in list(g.nodes.values()):
-        if node.op in ops.LIBRARY and not node.realized and node.op == "matmul":
-            srcs = list(node.srcs)
-            for i, s in enumerate(srcs):
-                if s.is_view and (s.view.mask is not None) or s.base.op == "const":
-                    srcs[i] = contiguous(s) if s.is_view else LazyNode("contiguous", (s,), None, s.dtype, s.shape)
-            node.srcs = tuple(srcs)
+def _prepare_library_inputs(g: _Graph) -> bool:
+    """BLAS reads strided buffers: masked views (padding) and constants get a copy kernel first."""
+    changed = False
+    for node in g.nodes.values():
+        if node.op == "matmul" and not node.realized:
+            srcs = tuple(contiguous(s, copy=True) if (s.is_view and s.view.mask is not None)
+                         or s.base.op == "const" else s for s in node.srcs)
+            changed |= srcs != node.srcs
+            node.srcs = srcs
+    return changed
 
 
 def create_schedule(outputs: List[LazyNode]):
     """Return the steps that realize ``outputs``; the caller allocates and runs them."""
     g = _collect(outputs)
-    _prepare_library_inputs(g)
-    g = _collect(outputs)
+    if _prepare_library_inputs(g):
+        g = _collect(outputs)
     forced = _initial_forced(g, outputs)
     while True:
         try:
@@ -217,7 +218,7 @@ def _steps_for(node: LazyNode, forced: Set[int]):
         return [MatmulStep(node, node.srcs[0], node.srcs[1])]
     step = _kernel_for(node, forced)
     if node.op == "assign" and step.kernel.inplace and not _safe_inplace(step, node.srcs[0]):
-        tmp = LazyNode("contiguous", (node.srcs[1],), None, node.dtype, node.shape)
+        tmp = contiguous(node.srcs[1], copy=True)
         k = step.kernel
         tmp_step = KernelStep(tmp, Kernel(k.root, k.full_shape, k.out_dtype, k.buf_dtypes, k.reduce_axes), step.inputs)
         return [tmp_step, CopyStep(node, tmp)]

@@ -108,7 +108,7 @@ class Cast(Function):
 
 
 class Contiguous(Function):
-    def forward(self, x): return lazy.contiguous(x)
+    def forward(self, x, copy=False): return lazy.contiguous(x, copy)
     def backward(self, g): return (g,)
 
 

@@ -135,7 +135,7 @@ class Tensor(MovementMixin, ReductionMixin):
         return Tensor._from_node(self.node)
 
     def clone(self) -> "Tensor":
-        return F.Contiguous.apply(self) if self.node.op not in ("buffer",) else self * 1
+        return F.Contiguous.apply(self, copy=True)
 
     def contiguous(self) -> "Tensor":
         return F.Contiguous.apply(self)
