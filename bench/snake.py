@@ -10,7 +10,7 @@ In audiograd ``s**2`` is lowered to ``s*s`` (pow special-casing).
 """
 from __future__ import annotations
 
-from common import check_close, import_torch, median_time, parse_args, report, row
+from common import check_close, import_torch, median_times, parse_args, report, row
 
 CASES = [(1, 128, 1_000_000), (1, 128, 65_536)]
 
@@ -45,9 +45,7 @@ def main():
             raise SystemExit(f"audiograd snake: got {out.dtype} {out.shape}, expected float32 {shape}")
         check_close(f"audiograd snake {shape}", out.numpy(), ref, rtol=1e-4, atol=1e-4)
         del out
-        ag_s = median_time(ag_snake, repeat=reps, warmup=2)
-
-        torch_s = None
+        fns = {"ag": ag_snake, "np": np_snake}
         if torch is not None:
             xt, at, bt = torch.from_numpy(x_np), torch.from_numpy(a_np), torch.from_numpy(b_np)
 
@@ -55,9 +53,7 @@ def main():
                 return xt + torch.sin(at * xt) ** 2 / (bt + 1e-9)
 
             check_close(f"torch snake {shape}", torch_snake().numpy(), ref, rtol=1e-4, atol=1e-4)
-            torch_s = median_time(torch_snake, repeat=reps, warmup=1)
-        np_s = median_time(np_snake, repeat=reps, warmup=1)
-        rows.append(row(f"snake {shape}", ag_s, torch_s, np_s, note="eager, fresh outputs"))
+            fns["torch"] = torch_snake
 
         # the same chain with every op writing into one preallocated buffer (no page faults
         # on freshly mapped memory, no temporaries): the best an eager library can do here
@@ -73,8 +69,7 @@ def main():
             return buf_np
 
         check_close(f"numpy in-place snake {shape}", np_inplace(), ref, rtol=1e-4, atol=1e-4)
-        np_ip = median_time(np_inplace, repeat=reps, warmup=1)
-        torch_ip = None
+        fns["np_ip"] = np_inplace
         if torch is not None:
             buf_t = torch.empty_like(xt)
             bden = bt + 1e-9
@@ -88,11 +83,14 @@ def main():
                 return buf_t
 
             check_close(f"torch in-place snake {shape}", torch_inplace().numpy(), ref, rtol=1e-4, atol=1e-4)
-            torch_ip = median_time(torch_inplace, repeat=reps, warmup=1)
+            fns["torch_ip"] = torch_inplace
         del ref
-        rows.append(row(f"snake {shape}", ag_s, torch_ip, np_ip,
+        t = median_times(fns, repeat=reps, warmup=3)
+        rows.append(row(f"snake {shape}", t["ag"], t.get("torch"), t["np"], note="eager, fresh outputs"))
+        rows.append(row(f"snake {shape}", t["ag"], t.get("torch_ip"), t["np_ip"],
                         note="refs: in-place into a preallocated buffer"))
-    notes = [f"medians of {reps} runs after warm-up; audiograd threads = {ag.config.num_threads}",
+    notes = [f"medians of {reps} runs after 3 warm-ups, backends interleaved run by run; "
+             f"audiograd threads = {ag.config.num_threads}",
              "audiograd: one fused kernel per realize (expression rebuilt each iteration, output newly allocated)",
              "'in-place' rows: torch/numpy write every step into one preallocated buffer "
              "(numpy multiplies by a precomputed 1/(b+1e-9)); audiograd column repeated for the ratio"]
