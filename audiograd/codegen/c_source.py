@@ -59,9 +59,9 @@ def _alu(op: str, a: List[str], dtype: DType, src_dtype: DType) -> str:
             f"__builtin_fabs{'f' if dtype is float32 else ''}({a[0]})"
     if op == "sign":
         return f"(({dtype.ctype})AG_SIGN({a[0]}))"
-    if op == "max":
+    if op == "maximum":
         return f"AG_MAX({a[0]}, {a[1]})"
-    if op == "min":
+    if op == "minimum":
         return f"AG_MIN({a[0]}, {a[1]})"
     if op == "where":
         return f"({a[0]} ? {a[1]} : {a[2]})"

@@ -3,7 +3,7 @@
 # element-wise ops (one output element from the same index of each input)
 UNARY = frozenset({"neg", "exp", "log", "log1p", "sin", "cos", "sqrt", "tanh", "sigmoid",
                    "abs", "sign", "recip", "cast", "noop", "not"})
-BINARY = frozenset({"add", "sub", "mul", "div", "max", "min", "pow",
+BINARY = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "pow",
                     "cmplt", "cmple", "cmpeq", "cmpne", "and", "or"})
 TERNARY = frozenset({"where"})
 ELEMENTWISE = UNARY | BINARY | TERNARY

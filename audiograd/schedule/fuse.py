@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set
 
+from ..dtypes import bool_
 from ..graph import ops
 from ..graph.lazy import LazyNode, contiguous
 from ..graph.view import View
@@ -148,7 +149,11 @@ class _KernelBuilder:
         self.stack.append(node)
         srcs = tuple(self.build(s.base, s.history + history) for s in node.srcs)
         self.stack.pop()
-        return Alu(node.op, srcs, node.dtype)
+        expr = Alu(node.op, srcs, node.dtype)
+        if view.mask is not None:  # padding reads zero, not f(0)
+            inside = Const(True, view, bool_)
+            expr = Alu("where", (inside, expr, Const(0, View.contiguous(view.shape), node.dtype)), node.dtype)
+        return expr
 
 
 def _kernel_for(node: LazyNode, forced: Set[int]) -> KernelStep:
