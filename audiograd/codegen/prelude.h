@@ -1,15 +1,21 @@
 /* audiograd kernel prelude: scalar helpers shared by every generated kernel. */
+/* AG_VEC: glibc's vector math library has it (since 2.22); AG_VEC2: since glibc 2.35 */
 #ifdef AG_MVEC
 #define AG_VEC __attribute__((simd("notinbranch")))
 #else
 #define AG_VEC
 #endif
-float expf(float) AG_VEC; float logf(float) AG_VEC; float log1pf(float) AG_VEC;
-float sinf(float) AG_VEC; float cosf(float) AG_VEC; float tanhf(float) AG_VEC;
+#ifdef AG_MVEC2
+#define AG_VEC2 __attribute__((simd("notinbranch")))
+#else
+#define AG_VEC2
+#endif
+float expf(float) AG_VEC; float logf(float) AG_VEC; float sinf(float) AG_VEC; float cosf(float) AG_VEC;
 float powf(float, float) AG_VEC; float sqrtf(float);
-double exp(double) AG_VEC; double log(double) AG_VEC; double log1p(double) AG_VEC;
-double sin(double) AG_VEC; double cos(double) AG_VEC; double tanh(double) AG_VEC;
+float log1pf(float) AG_VEC2; float tanhf(float) AG_VEC2; float erff(float) AG_VEC2;
+double exp(double) AG_VEC; double log(double) AG_VEC; double sin(double) AG_VEC; double cos(double) AG_VEC;
 double pow(double, double) AG_VEC; double sqrt(double);
+double log1p(double) AG_VEC2; double tanh(double) AG_VEC2; double erf(double) AG_VEC2;
 #define AG_INF __builtin_inf()
 #define AG_NAN __builtin_nan("")
 #define AG_MAX(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))

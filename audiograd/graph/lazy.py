@@ -109,12 +109,12 @@ def assign(target: LazyNode, value: LazyNode) -> LazyNode:
 
 
 def movement(node: LazyNode, op: str, arg) -> LazyNode:
-    """Apply one movement op (reshape, permute, expand, pad, shrink, flip, step) lazily."""
+    """Apply one movement op (reshape, permute, expand, pad, shrink, flip, step, unfold) lazily."""
     base, view, history = node.base_view()
     new = getattr(view, op)(arg)
-    if new is None:  # a reshape no single View can express: materialize first
+    if new is None:  # no single View expresses it (reshape, unfold of padding): materialize first
         base, history = contiguous(node), ()
-        new = View.contiguous(node.shape).reshape(arg)
+        new = getattr(View.contiguous(node.shape), op)(arg)
     if new.shape == base.shape and new.is_contiguous:
         return base
     return LazyNode("view", (base,), None, node.dtype, new.shape, view=new, history=history + ((op, arg),))

@@ -1,7 +1,7 @@
 """The small op set every tensor program is lowered to."""
 
 # element-wise ops (one output element from the same index of each input)
-UNARY = frozenset({"neg", "exp", "log", "log1p", "sin", "cos", "sqrt", "tanh", "sigmoid",
+UNARY = frozenset({"neg", "exp", "log", "log1p", "sin", "cos", "sqrt", "tanh", "sigmoid", "erf",
                    "abs", "sign", "recip", "cast", "noop", "not"})
 BINARY = frozenset({"add", "sub", "mul", "div", "maximum", "minimum", "pow",
                     "cmplt", "cmple", "cmpeq", "cmpne", "and", "or"})
@@ -10,7 +10,7 @@ ELEMENTWISE = UNARY | BINARY | TERNARY
 # ops whose result is bool
 COMPARISON = frozenset({"cmplt", "cmple", "cmpeq", "cmpne", "and", "or", "not"})
 # ops costly enough that recomputing them per broadcast element is worse than a buffer
-TRANSCENDENTAL = frozenset({"exp", "log", "log1p", "sin", "cos", "sqrt", "tanh", "sigmoid", "pow", "div", "recip"})
+TRANSCENDENTAL = frozenset({"exp", "log", "log1p", "sin", "cos", "sqrt", "tanh", "sigmoid", "erf", "pow", "div", "recip"})
 
 REDUCE = frozenset({"sum", "max"})
 # ops run by a library routine or a hand-written template rather than a fused loop nest

@@ -120,6 +120,23 @@ class View:
             mask = [(-(-lo // k), -(-hi // k)) for (lo, hi), k in zip(self.mask, steps)]
         return View.make(shape, strides, self.offset, mask)
 
+    def unfold(self, arg) -> Optional["View"]:
+        """Sliding windows along one dim: ``arg = (dim, size, step, dilation)``. The dim becomes
+        the window count and a new last dim of ``size`` indexes within a window (overlapping
+        reads of the same elements). None when the dim is masked."""
+        dim, size, step, dilation = arg
+        if self.mask is not None and self.mask[dim] != (0, self.shape[dim]):
+            return None
+        count = (self.shape[dim] - dilation * (size - 1) - 1) // step + 1
+        shape = list(self.shape)
+        shape[dim] = count
+        strides = list(self.strides)
+        strides[dim] = self.strides[dim] * step
+        mask = None if self.mask is None else list(self.mask) + [(0, size)]
+        if mask is not None:
+            mask[dim] = (0, count)
+        return View.make(shape + [size], strides + [self.strides[dim] * dilation], self.offset, mask)
+
     def reshape(self, new_shape: Shape) -> Optional["View"]:
         """The same elements in ``new_shape``, or None when no single View can express it."""
         new_shape = tuple(new_shape)

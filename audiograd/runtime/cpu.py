@@ -20,18 +20,21 @@ from .disk_cache import DiskCache
 CODEGEN_VERSION = "1"
 
 
-def _load_libmvec() -> bool:
-    """glibc's vector math library lets gcc vectorize sin/exp/log; load it for every kernel."""
+def _load_libmvec() -> Tuple[str, ...]:
+    """glibc's vector math library lets gcc vectorize sin/exp/log; load it for every kernel.
+
+    Returns the defines telling the prelude which generation of it is present.
+    """
     if not sys.platform.startswith("linux"):
-        return False
+        return ()
     try:
-        ctypes.CDLL("libmvec.so.1", mode=ctypes.RTLD_GLOBAL)
-        return True
+        lib = ctypes.CDLL("libmvec.so.1", mode=ctypes.RTLD_GLOBAL)
     except OSError:
-        return False
+        return ()
+    return ("-DAG_MVEC", "-DAG_MVEC2") if hasattr(lib, "_ZGVbN4v_tanhf") else ("-DAG_MVEC",)
 
 
-HAS_MVEC = _load_libmvec()
+MVEC_DEFINES = _load_libmvec()
 
 
 def _cpu_signature() -> str:
@@ -66,7 +69,7 @@ class CPUCompiler:
         self._sig = _cpu_signature()
 
     def _flags(self) -> Tuple[str, ...]:
-        return tuple(config.cflags) + (("-DAG_MVEC",) if HAS_MVEC else ())
+        return tuple(config.cflags) + MVEC_DEFINES
 
     def key(self, source: str, cc_id: str) -> str:
         h = hashlib.sha256()

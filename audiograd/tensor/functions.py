@@ -72,6 +72,13 @@ class Sigmoid(Unary):
         return (g * (o * (1 - o)),)
 
 
+class Erf(Unary):
+    op = "erf"
+    def backward(self, g):
+        x = _t(self.x)
+        return (g * (-(x * x)).exp() * (2 / math.sqrt(math.pi)),)
+
+
 class Abs(Unary):
     op = "abs"
     def backward(self, g): return (g * _t(self.x).sign(),)
@@ -93,7 +100,7 @@ class Relu(Function):
     def forward(self, x):
         self.x = x
         zero = lazy.const_node(0, x.dtype, x.shape)
-        return lazy.elementwise("max", (x, zero))
+        return lazy.elementwise("maximum", (x, zero))
 
     def backward(self, g): return (g * (_t(self.x) > 0),)
 
@@ -145,7 +152,7 @@ class Div(Function):
 
 
 class Maximum(Function):
-    op = "max"
+    op = "maximum"
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -155,12 +162,12 @@ class Maximum(Function):
         a, b = _t(self.a), _t(self.b)
         from .tensor import where
         half = where(a == b, g * 0.5, g)
-        a_loses, b_loses = (a < b, a > b) if self.op == "max" else (a > b, a < b)
+        a_loses, b_loses = (a < b, a > b) if self.op == "maximum" else (a > b, a < b)
         return where(a_loses, 0.0, half), where(b_loses, 0.0, half)
 
 
 class Minimum(Maximum):
-    op = "min"
+    op = "minimum"
 
 
 class Pow(Function):
@@ -315,3 +322,16 @@ class Step(Function):
             bounds[d] = (0, s)
             g = g._shrink(tuple(bounds))
         return (g,)
+
+
+class Unfold(Function):
+    """Sliding windows along ``dim`` (a view: windows share memory); backward folds them back."""
+
+    def forward(self, x, dim, size, step, dilation):
+        self.args, self.length = (dim, size, step, dilation), x.shape[dim]
+        return lazy.movement(x, "unfold", (dim, size, step, dilation))
+
+    def backward(self, g):
+        from .movement import fold
+        dim, size, step, dilation = self.args
+        return (fold(g, dim, self.length, step, dilation),)

@@ -128,6 +128,16 @@ class MovementMixin:
         x2 = x2.expand(*[v for r, s in zip(sizes, x.shape) for v in (r, s)])
         return x2.reshape(*[r * s for r, s in zip(sizes, x.shape)])
 
+    def unfold(self, dimension: int, size: int, step: int, dilation: int = 1):
+        """Windows of ``size`` elements every ``step`` along ``dimension``, as a new last dim
+        (``torch.Tensor.unfold``; ``dilation`` spaces the elements inside a window)."""
+        d = normalize_dim("unfold", dimension, self.ndim)
+        span = dilation * (size - 1) + 1
+        if size < 1 or step < 1 or dilation < 1 or span > self.shape[d]:
+            raise ShapeError(f"unfold: window of size {size} (dilation {dilation}) and step {step} does not fit "
+                             f"dim {d} of shape {self.shape}")
+        return F.Unfold.apply(self, dim=d, size=size, step=step, dilation=dilation)
+
     def cumsum(self, dim: int):
         from .. import dtypes as dt
         d = normalize_dim("cumsum", dim, self.ndim)
@@ -257,3 +267,63 @@ def pad(x, pad: Sequence[int], mode: str = "constant", value: float = 0.0):
             left, right = sl(n - b, n), sl(0, a)
         x = cat([left, x, right], d)
     return x
+
+
+def fold(windows, dim: int, length: int, step: int, dilation: int = 1):
+    """Sum sliding windows back into a dim of ``length`` (the adjoint of ``unfold``):
+    ``windows[..., j, ..., k]`` lands on position ``j * step + k * dilation`` of ``dim``."""
+    size = windows.shape[-1]
+    if step > 1 and dilation == 1:
+        return _fold_polyphase(windows, dim, length, step)
+    out = None
+    for k in range(size):
+        piece = windows[(slice(None),) * (windows.ndim - 1) + (k,)]
+        if step > 1:
+            piece = _spread(piece, dim, step)
+        out = _accumulate_at(out, piece, dim, k * dilation, length)
+    return out
+
+
+def _spread(t, dim: int, step: int):
+    """Put ``step - 1`` zeros after every element along ``dim`` (a copy: views cannot express it)."""
+    n = t.shape[dim]
+    t = t.unsqueeze(dim + 1)
+    pads = [(0, 0)] * t.ndim
+    pads[dim + 1] = (0, step - 1)
+    t = t._pad(tuple(pads))
+    return t.reshape(*t.shape[:dim], n * step, *t.shape[dim + 2:])
+
+
+def _accumulate_at(out, piece, dim: int, start: int, length: int):
+    """``out + piece`` with ``piece`` placed at ``start`` of a dim of ``length`` (cropped to fit)."""
+    n = piece.shape[dim]
+    bounds = [(0, s) for s in piece.shape]
+    bounds[dim] = (0, max(0, min(n, length - start)))
+    piece = piece._shrink(tuple(bounds))
+    pads = [(0, 0)] * piece.ndim
+    pads[dim] = (start, length - start - piece.shape[dim])
+    piece = piece._pad(tuple(pads))
+    return piece if out is None else out + piece
+
+
+def _fold_polyphase(windows, dim: int, length: int, step: int):
+    """fold for dilation 1: output position q*step + r sums windows[q - m, m*step + r] over m,
+    so each output phase r is a sum of ceil(size/step) shifted slices (no zeros are added up)."""
+    size, count = windows.shape[-1], windows.shape[dim]
+    nd = windows.ndim
+    order = [i for i in range(nd - 1) if i != dim] + [dim, nd - 1]
+    w = windows.permute(*order)
+    taps = -(-size // step)
+    if taps * step != size:
+        w = w._pad(((0, 0),) * (nd - 1) + ((0, taps * step - size),))
+    w = w.reshape(*w.shape[:-1], taps, step)
+    rows = count + taps - 1
+    acc = None
+    for m in range(taps):
+        piece = w[(slice(None),) * (nd - 1) + (m,)]
+        acc = _accumulate_at(acc, piece, nd - 2, m, rows)
+    flat = acc.reshape(*acc.shape[:-2], rows * step)
+    flat = _accumulate_at(None, flat, nd - 2, 0, length)
+    back = list(range(nd - 2))
+    back.insert(dim, nd - 2)
+    return flat.permute(*back)

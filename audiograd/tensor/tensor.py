@@ -106,7 +106,8 @@ class Tensor(MovementMixin, ReductionMixin):
         realize([node])
         base, view, _ = node.base_view()
         if view.is_contiguous:
-            return base.buffer.reshape(self.shape).copy()
+            # a contiguous view may still be a prefix of a larger base (x[0], x[:2], empty slices)
+            return base.buffer.reshape(-1)[:self.numel()].reshape(self.shape).copy()
         from ..schedule.program import strided
         return np.array(strided(base.buffer, view))
 
@@ -328,6 +329,7 @@ class Tensor(MovementMixin, ReductionMixin):
     def rsqrt(self): return self.sqrt().reciprocal()
     def tanh(self): return self._float_unary(F.Tanh)
     def sigmoid(self): return self._float_unary(F.Sigmoid)
+    def erf(self): return self._float_unary(F.Erf)
     def reciprocal(self): return self._float_unary(F.Recip)
     def abs(self): return F.Abs.apply(self)
     def sign(self): return F.Sign.apply(self)
@@ -375,10 +377,10 @@ class Tensor(MovementMixin, ReductionMixin):
         a = a.expand(*batch, *a.shape[-2:])
         b = b.expand(*batch, *b.shape[-2:])
         out = F.Matmul.apply(a, b)
+        if self.ndim == 1:  # drop the added row first: for 1-D @ 1-D the result is (1, 1)
+            out = out.squeeze(-2)
         if other.ndim == 1:
             out = out.squeeze(-1)
-        if self.ndim == 1:
-            out = out.squeeze(-2)
         return out
 
 
@@ -407,7 +409,9 @@ def _node_from_data(data, dtype) -> LazyNode:
         d = dt.to_dtype(dtype if dtype is not None else data.dtype)
         # a copy, as torch.tensor makes: later writes to ``data`` must not reach the tensor
         return lazy.buffer_node(np.array(data, dtype=d.np, order="C"), d)
-    if isinstance(data, (bool, int, float, np.number, np.bool_)):
+    if isinstance(data, (np.number, np.bool_)):  # a numpy scalar keeps its dtype, as in torch
+        return _node_from_data(np.asarray(data), dtype)
+    if isinstance(data, (bool, int, float)):
         d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(data)
         return lazy.buffer_node(np.asarray(data), d)
     if isinstance(data, (list, tuple)):

@@ -1,0 +1,169 @@
+"""Convolutions (1-D and 2-D, transposed too) built from views, one matrix product and fold.
+
+- conv: the input is padded, unfolded into sliding windows (a view, no copy), gathered once
+  into column form and multiplied by the weight matrix on the BLAS. Small grouped cases
+  (depthwise) reduce the windows directly in one fused kernel instead.
+- transposed conv: one matrix product turns every input step into a window of outputs, and
+  ``fold`` overlap-adds the windows (polyphase for strides: inserted zeros are never
+  multiplied).
+Gradients come from the same ops' own gradients.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+from ..tensor import pad
+from ..tensor.errors import ShapeError
+from ..tensor.movement import fold
+from ..tensor.tensor import Tensor
+
+# im2col + BLAS pays off once each output sums more than this many products
+DIRECT_MAX_TERMS = 32
+
+
+def _tuple(v, n: int, name: str, op: str) -> Tuple[int, ...]:
+    t = (v,) * n if isinstance(v, int) else tuple(v)
+    if len(t) != n or any(not isinstance(i, int) for i in t):
+        raise ValueError(f"{op}: {name} must be an int or {n} ints, got {v!r}")
+    return t
+
+
+def _batched(x: Tensor, nd: int, op: str) -> Tuple[Tensor, bool]:
+    if x.ndim == nd + 1:
+        return x.unsqueeze(0), True
+    if x.ndim != nd + 2:
+        raise ShapeError(f"{op}: expected a {nd + 2}-D (batched) or {nd + 1}-D input, got shape {x.shape}")
+    return x, False
+
+
+def _padding(padding, kernel, dilation, stride, nd: int, op: str):
+    if padding == "valid":
+        return [(0, 0)] * nd
+    if padding == "same":
+        if any(s != 1 for s in stride):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
+        pairs = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            pairs.append((total // 2, total - total // 2))
+        return pairs
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
+    return [(p, p) for p in _tuple(padding, nd, "padding", op)]
+
+
+def conv_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, dilation, groups: int,
+            nd: int) -> Tensor:
+    op = f"conv{nd}d"
+    x, unbatched = _batched(x, nd, op)
+    if weight.ndim != nd + 2:
+        raise ShapeError(f"{op}: weight must be {nd + 2}-D (out, in/groups, *kernel), got shape {weight.shape}")
+    n, cin = x.shape[:2]
+    cout, cin_g = weight.shape[:2]
+    kernel = tuple(weight.shape[2:])
+    if cin_g * groups != cin or cout % groups:
+        raise ShapeError(f"{op}: input {x.shape} and weight {weight.shape} do not fit groups={groups} "
+                         f"(input channels {cin} must be {cin_g}*{groups}; output channels divisible by groups)")
+    stride = _tuple(stride, nd, "stride", op)
+    dilation = _tuple(dilation, nd, "dilation", op)
+    pairs = _padding(padding, kernel, dilation, stride, nd, op)
+    flat_pad = [v for pr in reversed(pairs) for v in pr]
+    xp = pad(x, flat_pad) if any(flat_pad) else x
+    for i in range(nd):
+        span = dilation[i] * (kernel[i] - 1) + 1
+        if xp.shape[2 + i] < span:
+            raise ShapeError(f"{op}: padded input size {xp.shape[2 + i]} is smaller than the kernel span {span} "
+                             f"(input {x.shape}, weight {weight.shape})")
+    win = xp
+    for i in range(nd):
+        win = win.unfold(2 + i, kernel[i], stride[i], dilation[i])
+    out_sp = win.shape[2:2 + nd]
+    g, cout_g, taps = groups, cout // groups, math.prod(kernel)
+    win = win.reshape(n, g, cin_g, *out_sp, *kernel)
+    if cin_g * taps <= DIRECT_MAX_TERMS:
+        # (n, g, 1, cin_g, *out, *k) * (1, g, cout_g, cin_g, 1.., *k) summed over cin_g and k
+        w = weight.reshape(1, g, cout_g, cin_g, *([1] * nd), *kernel)
+        prod = win.unsqueeze(2) * w
+        y = prod.sum((3,) + tuple(range(4 + nd, 4 + 2 * nd)))
+    else:
+        order = (0, 1, 2) + tuple(range(3 + nd, 3 + 2 * nd)) + tuple(range(3, 3 + nd))
+        cols = win.permute(*order).reshape(n, g, cin_g * taps, math.prod(out_sp))
+        y = weight.reshape(g, cout_g, cin_g * taps) @ cols
+    y = y.reshape(n, cout, *out_sp)
+    if bias is not None:
+        y = y + bias.reshape(1, cout, *([1] * nd))
+    return y.squeeze(0) if unbatched else y
+
+
+def conv_transpose_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, output_padding,
+                      groups: int, dilation, nd: int) -> Tensor:
+    op = f"conv_transpose{nd}d"
+    x, unbatched = _batched(x, nd, op)
+    if weight.ndim != nd + 2:
+        raise ShapeError(f"{op}: weight must be {nd + 2}-D (in, out/groups, *kernel), got shape {weight.shape}")
+    n, cin = x.shape[:2]
+    if weight.shape[0] != cin or cin % groups:
+        raise ShapeError(f"{op}: input {x.shape} and weight {weight.shape} do not fit groups={groups} "
+                         f"(weight dim 0 must equal the input channels {cin}, divisible by groups)")
+    cout_g = weight.shape[1]
+    kernel = tuple(weight.shape[2:])
+    stride = _tuple(stride, nd, "stride", op)
+    dilation = _tuple(dilation, nd, "dilation", op)
+    pads = _tuple(padding, nd, "padding", op)
+    out_pad = _tuple(output_padding, nd, "output_padding", op)
+    for op_, s, d in zip(out_pad, stride, dilation):
+        if op_ >= max(s, d):
+            raise ValueError(f"{op}: output_padding {output_padding} must be smaller than stride or dilation")
+    in_sp = x.shape[2:]
+    out_sp = [(i - 1) * s - 2 * p + d * (k - 1) + o + 1
+              for i, s, p, d, k, o in zip(in_sp, stride, pads, dilation, kernel, out_pad)]
+    if any(o <= 0 for o in out_sp):
+        raise ShapeError(f"{op}: input {x.shape} with weight {weight.shape} gives an empty output {tuple(out_sp)}")
+    g, cin_g, taps = groups, cin // groups, math.prod(kernel)
+    # every input step becomes a window of outputs: (cout_g*taps, cin_g) @ (cin_g, steps) per group
+    wm = weight.reshape(g, cin_g, cout_g * taps).transpose(1, 2)
+    cols = wm @ x.reshape(n, g, cin_g, math.prod(in_sp))
+    cols = cols.reshape(n, g * cout_g, *kernel, *in_sp)
+    order = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
+    y = cols.permute(*order)                     # (n, cout, *in, *k)
+    for i in reversed(range(nd)):
+        full = (in_sp[i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1
+        y = fold(y, 2 + i, full, stride[i], dilation[i])
+    bounds = [(0, s) for s in y.shape]
+    crop = []
+    for i in range(nd):
+        lo, want = pads[i], out_sp[i]
+        have = y.shape[2 + i] - lo
+        crop.append((lo, lo + min(want, have)))
+        bounds[2 + i] = crop[-1]
+    y = y._shrink(tuple(bounds))
+    extra = [(0, 0), (0, 0)] + [(0, want - (hi - lo)) for (lo, hi), want in zip(crop, out_sp)]
+    y = y._pad(tuple(extra))
+    if bias is not None:
+        y = y + bias.reshape(1, g * cout_g, *([1] * nd))
+    return y.squeeze(0) if unbatched else y
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1,
+           padding: Union[int, str, Sequence[int]] = 0, dilation=1, groups: int = 1) -> Tensor:
+    """1-D convolution (cross-correlation) with PyTorch's arguments."""
+    return conv_nd(input, weight, bias, stride, padding, dilation, groups, 1)
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1,
+           padding: Union[int, str, Sequence[int]] = 0, dilation=1, groups: int = 1) -> Tensor:
+    """2-D convolution (cross-correlation) with PyTorch's arguments."""
+    return conv_nd(input, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def conv_transpose1d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """1-D transposed convolution with PyTorch's arguments (weight is (in, out/groups, k))."""
+    return conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, 1)
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """2-D transposed convolution with PyTorch's arguments (weight is (in, out/groups, kh, kw))."""
+    return conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation, 2)
