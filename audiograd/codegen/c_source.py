@@ -156,6 +156,23 @@ class CRenderer:
                 votes += (abs(st[io]) == 1) - (abs(st[ir]) == 1)
         return votes > 0
 
+    def _transpose_pair(self, out_loops):
+        """For a copy that reads across rows while writing along them (a transpose), the two
+        loops to walk in square blocks so both sides stay in cache; None otherwise."""
+        if len(out_loops) < 2:
+            return None
+        inner = out_loops[-1]
+        ii = self.nest.loops.index(inner)
+        for e in walk(self.k.root):
+            if not isinstance(e, Load):
+                continue
+            st = self.nest.views[e.view].strides
+            if abs(st[ii]) > 1:
+                for other in out_loops[:-1]:
+                    if abs(st[self.nest.loops.index(other)]) == 1 and other.size > 1:
+                        return [other, inner]
+        return None
+
     def render(self, name: str) -> str:
         k, nest = self.k, self.nest
         out_loops = [l for l in nest.loops if not l.reduce]
@@ -166,10 +183,13 @@ class CRenderer:
         # with few outputs and a long reduction, split the reduction across threads instead
         split = bool(parallel and reduce is not None and out_total < 4 * self.nthreads)
         tiled = reduce is not None and not split and self._column_reduce(reduce, out_loops, red_loops)
+        blocked = None
         if tiled:
             last = out_loops[-1]
             tile = Loop(last.var + "t", -(-last.size // TILE), False)
             par_loops = out_loops[:-1] + [tile]
+        elif reduce is None and k.scan_axis is None and (blocked := self._transpose_pair(out_loops)):
+            par_loops = [Loop(l.var + "t", -(-l.size // BLOCK), False) if l in blocked else l for l in out_loops]
         else:
             par_loops = out_loops
 
@@ -192,7 +212,7 @@ class CRenderer:
                 work *= l.size
                 if work >= 8 * self.nthreads:
                     break
-        elementwise = reduce is None and k.scan_axis is None
+        elementwise = reduce is None and k.scan_axis is None and blocked is None
         for n, l in enumerate(par_loops):
             innermost = elementwise and n == len(par_loops) - 1
             pragma = ""
@@ -211,6 +231,16 @@ class CRenderer:
             self._emit_tiled(body, reduce, red_loops, out_loops[-1], tile, out_idx)
         elif reduce is not None:
             self._emit_reduce(body, reduce, red_loops, split, out_idx)
+        elif blocked is not None:
+            for n, l in enumerate(blocked):
+                body.add(f"const long long {l.var}_len = {l.size} - {l.var}t * {BLOCK} < {BLOCK} ? "
+                         f"{l.size} - {l.var}t * {BLOCK} : {BLOCK};")
+                if n == 1:
+                    body.add("#pragma omp simd")
+                body.open(f"for (long long {l.var}_in = 0; {l.var}_in < {l.var}_len; {l.var}_in++) {{")
+                body.add(f"const long long {l.var} = {l.var}t * {BLOCK} + {l.var}_in;")
+            stmts, v = self._stmts(k.root, body.indent)
+            body.add(*stmts, f"b0[{out_idx}] = {v};")
         else:
             stmts, v = self._stmts(k.root, body.indent)
             body.add(*stmts, f"b0[{out_idx}] = {v};")
@@ -271,6 +301,8 @@ class CRenderer:
 
 # outputs accumulated together by a column reduction
 TILE = 64
+# side of the square blocks a transposing copy walks in
+BLOCK = 32
 
 
 def _acc_init(r: Reduce) -> str:
