@@ -69,6 +69,16 @@ class Function:
         return out
 
 
+class _Freed:
+    """Stands in for a Function whose graph a backward pass without ``retain_graph`` released;
+    the tensor stays a non-leaf, and a second backward through it is an error (as in PyTorch)."""
+    parents = ()
+    needs_grad = ()
+
+
+_FREED = _Freed()
+
+
 def _topo(root: "Tensor") -> List["Tensor"]:
     order, seen = [], set()
     stack = [(root, False)]
@@ -104,8 +114,12 @@ def backward(root: "Tensor", gradient: Optional["Tensor"] = None, retain_graph: 
         raise ValueError(f"backward: gradient shape {gradient.shape} does not match tensor shape {root.shape}")
     grads = {id(root): gradient}
     leaves = []
+    order = _topo(root)
+    if any(t._ctx is _FREED for t in order):  # checked first: no .grad is touched on error
+        raise RuntimeError("backward: trying to backward through the graph a second time; "
+                           "pass retain_graph=True to the first backward() to do that")
     with no_grad():
-        for t in reversed(_topo(root)):
+        for t in reversed(order):
             g = grads.pop(id(t), None)
             if g is None:
                 continue
@@ -119,5 +133,5 @@ def backward(root: "Tensor", gradient: Optional["Tensor"] = None, retain_graph: 
                 assert pg.shape == p.shape, (type(t._ctx).__name__, pg.shape, p.shape)
                 grads[id(p)] = pg if id(p) not in grads else grads[id(p)] + pg
             if not retain_graph:
-                t._ctx = None
+                t._ctx = _FREED
     realize_all([l.grad for l in leaves])

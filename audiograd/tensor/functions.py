@@ -79,6 +79,29 @@ class Erf(Unary):
         return (g * (-(x * x)).exp() * (2 / math.sqrt(math.pi)),)
 
 
+class Softplus(Function):
+    """log(1 + exp(beta*x)) / beta, or x where beta*x > threshold; the gradient is stated as
+    sigmoid(beta*x) because the stable forward's pieces (relu, abs) have kinks at 0 whose
+    one-sided gradients would give 0 there instead of 1/2."""
+
+    def forward(self, x, beta, threshold):
+        from .tensor import where
+        self.x, self.beta, self.threshold = x, beta, threshold
+        t = _t(x)
+        bx = t * beta if beta != 1 else t
+        # max(z, 0) + log1p(exp(-|z|)) never overflows, so both branches stay finite
+        soft = bx.relu() + (-bx.abs()).exp().log1p()
+        if beta != 1:
+            soft = soft / beta
+        return where(bx > threshold, t, soft).node
+
+    def backward(self, g):
+        from .tensor import where
+        t = _t(self.x)
+        bx = t * self.beta if self.beta != 1 else t
+        return (where(bx > self.threshold, g, g * bx.sigmoid()),)
+
+
 class Abs(Unary):
     op = "abs"
     def backward(self, g): return (g * _t(self.x).sign(),)

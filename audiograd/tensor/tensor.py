@@ -339,12 +339,7 @@ class Tensor(MovementMixin, ReductionMixin):
     def softplus(self, beta: float = 1.0, threshold: float = 20.0):
         """log(1 + exp(beta*x)) / beta, linear above ``threshold`` (PyTorch's definition)."""
         x = self if self.dtype.is_float else self.to(dt.default_float)
-        bx = x * beta if beta != 1 else x
-        # max(z, 0) + log1p(exp(-|z|)) never overflows, so both branches stay finite
-        soft = bx.relu() + (-bx.abs()).exp().log1p()
-        if beta != 1:
-            soft = soft / beta
-        return where(bx > threshold, x, soft)
+        return F.Softplus.apply(x, beta=beta, threshold=threshold)
 
     def clamp(self, min=None, max=None):
         """Limit values to [min, max]; gradient passes where min <= x <= max (as in PyTorch)."""

@@ -124,8 +124,9 @@ def check(f: Callable, *arrays: np.ndarray, rtol: Optional[float] = None, atol: 
         want = t.grad.numpy() if t.grad is not None else np.zeros(t.shape, t.detach().numpy().dtype)
         assert a.grad is not None or not want.any(), f"input {k}: audiograd grad is None, torch's is not zero"
         got = a.grad.numpy() if a.grad is not None else np.zeros_like(want)
-        assert _dtype_name(a.grad) == _dtype_name(t) if a.grad is not None else True, \
-            f"input {k}: grad dtype {_dtype_name(a.grad)} != {_dtype_name(t)}"
+        if a.grad is not None:
+            assert _dtype_name(a.grad) == _dtype_name(t), \
+                f"input {k}: grad dtype {_dtype_name(a.grad)} != input dtype {_dtype_name(t)}"
         _assert_close(f"grad of input {k}", got, want, grad_rtol, grad_atol)
 
 
