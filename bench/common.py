@@ -47,18 +47,10 @@ def median_time(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> f
 
 
 def median_times(fns: Dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1) -> Dict[str, float]:
-    """Like ``median_time`` for several functions, run round-robin so that load changes on a
-    shared machine hit all of them alike. Returns each name's median in seconds."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: Dict[str, List[float]] = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """``median_time`` for several functions, each warmed up and timed in its own block, so one
+    library's idle worker threads (PyTorch's OpenMP pool spins after every op) do not slow the
+    next library's first run. Returns each name's median in seconds."""
+    return {k: median_time(fn, repeat=repeat, warmup=warmup) for k, fn in fns.items()}
 
 
 def check_close(name: str, got, expected, rtol: float = 1e-4, atol: float = 1e-5) -> None:

@@ -52,7 +52,7 @@ def main():
         blas = cfg["Build Dependencies"]["blas"]["name"]
     except Exception:
         pass
-    notes = ["medians after 2 warm-ups (15 runs for 1024, 5 for 4096), backends interleaved run by run",
+    notes = ["medians after 2 warm-ups (15 runs for 1024, 5 for 4096)",
              "audiograd currently schedules matmul as a call to numpy's matmul (BLAS) into its output buffer, "
              "so the numpy ratio should be about 1",
              f"numpy BLAS: {blas}; torch threads: 2"]

@@ -89,7 +89,7 @@ def main():
         rows.append(row(f"snake {shape}", t["ag"], t.get("torch"), t["np"], note="eager, fresh outputs"))
         rows.append(row(f"snake {shape}", t["ag"], t.get("torch_ip"), t["np_ip"],
                         note="refs: in-place into a preallocated buffer"))
-    notes = [f"medians of {reps} runs after 3 warm-ups, backends interleaved run by run; "
+    notes = [f"medians of {reps} runs after 3 warm-ups; "
              f"audiograd threads = {ag.config.num_threads}",
              "audiograd: one fused kernel per realize (expression rebuilt each iteration, output newly allocated)",
              "'in-place' rows: torch/numpy write every step into one preallocated buffer "
