@@ -246,51 +246,45 @@ class Module:
         return head + ")" if not lines else head + "\n  " + "\n  ".join(lines) + "\n)"
 
 
-class Sequential(Module):
+class _Container(Module):
+    """Submodules kept in order under the names "0", "1", ..."""
+
+    def append(self, m: Module) -> "_Container":
+        self.add_module(str(len(self._modules)), m)
+        return self
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+class Sequential(_Container):
+    """Calls its modules one after the other."""
+
     def __init__(self, *modules: Module):
         super().__init__()
-        for i, m in enumerate(modules):
-            self.add_module(str(i), m)
+        for m in modules:
+            self.append(m)
 
     def forward(self, x):
         for m in self._modules.values():
             x = m(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
 
-    def __len__(self) -> int:
-        return len(self._modules)
+class ModuleList(_Container):
+    """Holds modules so their parameters are registered; calling order is up to the owner."""
 
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, m: Module) -> "Sequential":
-        self.add_module(str(len(self)), m)
-        return self
-
-
-class ModuleList(Module):
     def __init__(self, modules=None):
         super().__init__()
-        for m in modules or []:
-            self.append(m)
-
-    def append(self, m: Module) -> "ModuleList":
-        self.add_module(str(len(self._modules)), m)
-        return self
+        self.extend(modules or [])
 
     def extend(self, ms) -> "ModuleList":
         for m in ms:
             self.append(m)
         return self
-
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())

@@ -16,7 +16,7 @@ from ..dtypes import bool_
 from ..graph import ops
 from ..graph.lazy import LazyNode, contiguous
 from ..graph.view import View
-from .kernel_ast import Alu, Const, Kernel, Load, Reduce
+from .kernel_ast import Alu, Const, Kernel, Load, Reduce, walk
 
 
 @dataclass
@@ -158,29 +158,23 @@ class _KernelBuilder:
 
 def _kernel_for(node: LazyNode, forced: Set[int]) -> KernelStep:
     b = _KernelBuilder(node, forced)
-    if node.op == "cumsum":
-        src = node.srcs[0]
+    scan = node.op == "cumsum"
+    if scan:  # the scan's input is the kernel's expression; the scan itself is the loop
         b.stack.append(node)
-        expr = b.build(src.base, src.history)
-        kernel_inputs = b.inputs
-        k = Kernel(expr, node.shape, node.dtype, (node.dtype,) + tuple(i.dtype for i in kernel_inputs),
-                   scan_axis=node.arg)
-        return KernelStep(node, k, kernel_inputs)
-    expr = b.build(node, ())
-    inplace = False
-    if node.op == "assign":
-        target = node.srcs[0]
-        inplace = target.id in b.index
-    full = b.reduce.srcs[0].shape if b.reduce is not None else node.shape
-    axes = b.reduce.arg if b.reduce is not None else ()
-    k = Kernel(expr, full, node.dtype, (node.dtype,) + tuple(i.dtype for i in b.inputs),
-               reduce_axes=axes, inplace=inplace)
+        expr = b.build(node.srcs[0].base, node.srcs[0].history)
+    else:
+        expr = b.build(node, ())
+    red = b.reduce
+    k = Kernel(expr, red.srcs[0].shape if red is not None else node.shape, node.dtype,
+               (node.dtype,) + tuple(i.dtype for i in b.inputs),
+               reduce_axes=red.arg if red is not None else (),
+               scan_axis=node.arg if scan else None,
+               inplace=node.op == "assign" and node.srcs[0].id in b.index)
     return KernelStep(node, k, b.inputs)
 
 
 def _safe_inplace(step: KernelStep, target: LazyNode) -> bool:
     """An assign may write in place only if it reads its target at the same index it writes."""
-    from .kernel_ast import walk
     idx = step.inputs.index(target) + 1
     ident = View.contiguous(target.shape)
     return all(e.view == ident for e in walk(step.kernel.root) if isinstance(e, Load) and e.buf == idx) \

@@ -12,6 +12,7 @@ from ..graph.lazy import LazyNode
 from ..schedule.program import realize
 from . import functions as F
 from .autograd import backward as _backward
+from .data import node_from_data
 from .errors import ShapeError, broadcast_shapes
 from .movement import MovementMixin
 from .reductions import ReductionMixin
@@ -33,7 +34,7 @@ class Tensor(MovementMixin, ReductionMixin):
         elif isinstance(data, LazyNode):
             node = data
         else:
-            node = _node_from_data(data, dtype)
+            node = node_from_data(data, dtype)
         self.node: LazyNode = node
         self.grad: Optional[Tensor] = None
         self._ctx = None
@@ -397,37 +398,3 @@ def where(condition, x, y) -> Tensor:
 def realize_all(tensors: Iterable[Optional[Tensor]]) -> None:
     """Compute several tensors in one schedule (shared work is done once)."""
     realize([t.node for t in tensors if t is not None])
-
-
-def _node_from_data(data, dtype) -> LazyNode:
-    if isinstance(data, np.ndarray):
-        d = dt.to_dtype(dtype if dtype is not None else data.dtype)
-        # a copy, as torch.tensor makes: later writes to ``data`` must not reach the tensor
-        return lazy.buffer_node(np.array(data, dtype=d.np, order="C"), d)
-    if isinstance(data, (np.number, np.bool_)):  # a numpy scalar keeps its dtype, as in torch
-        return _node_from_data(np.asarray(data), dtype)
-    if isinstance(data, (bool, int, float)):
-        d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(data)
-        return lazy.buffer_node(np.asarray(data), d)
-    if isinstance(data, (list, tuple)):
-        if any(isinstance(x, Tensor) for x in _flatten(data)):
-            data = [x.numpy() if isinstance(x, Tensor) else x for x in data]
-        arr = np.asarray(data)
-        if arr.dtype == object:
-            raise TypeError("tensor(): nested sequences must be rectangular and numeric")
-        if dtype is None:
-            kind = arr.dtype.kind
-            dtype = dt.bool_ if kind == "b" else dt.int64 if kind in "iu" else dt.default_float \
-                if kind == "f" else None
-            if dtype is None:
-                raise TypeError(f"tensor(): unsupported element type {arr.dtype}")
-        return lazy.buffer_node(arr, dt.to_dtype(dtype))
-    raise TypeError(f"tensor(): cannot make a tensor from {type(data).__name__}")
-
-
-def _flatten(seq):
-    for x in seq:
-        if isinstance(x, (list, tuple)):
-            yield from _flatten(x)
-        else:
-            yield x
