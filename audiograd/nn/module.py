@@ -39,27 +39,28 @@ class Module:
     def __setattr__(self, name: str, value) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
+        is_buffer = name in self._buffers
         for d in (self._parameters, self._buffers, self._modules):
             d.pop(name, None)
         if isinstance(value, Parameter):
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
-        elif name in self._buffers_names():
+        elif is_buffer:
             self._buffers[name] = value
         else:
             object.__setattr__(self, name, value)
             return
         self.__dict__.pop(name, None)
 
-    def _buffers_names(self):
-        return self.__dict__.get("_persistent", set())
-
     def __getattr__(self, name: str):
         d = self.__dict__
         for key in ("_parameters", "_buffers", "_modules"):
             if key in d and name in d[key]:
                 return d[key][name]
+        derived = d.get("_derived", {})
+        if name in derived:  # e.g. a weight recomputed from weight norm's g and v
+            return derived[name]()
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:

@@ -1,0 +1,88 @@
+"""Weight normalization in both of PyTorch's forms, so their state dicts load unchanged.
+
+- ``weight_norm`` (``torch.nn.utils.weight_norm``): parameters ``<name>_g`` and ``<name>_v``.
+- ``parametrizations.weight_norm`` (``torch.nn.utils.parametrizations.weight_norm``):
+  ``parametrizations.<name>.original0`` (g) and ``original1`` (v).
+In both, ``weight = v * (g / ||v||)`` with the norm over every dim except ``dim`` (over all
+dims for ``dim=None``), recomputed from g and v on every access. A module of either form
+also accepts the other form's keys in ``load_state_dict``.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Optional
+
+from ..tensor.tensor import Tensor
+from .module import Module, Parameter
+
+
+def norm_except_dim(v: Tensor, dim: Optional[int]) -> Tensor:
+    """The 2-norm of ``v`` over every dim but ``dim`` (kept as size 1), or over all for None."""
+    if dim is None:
+        return (v * v).sum().sqrt()
+    d = dim % v.ndim
+    axes = tuple(i for i in range(v.ndim) if i != d)
+    return (v * v).sum(axes, keepdim=True).sqrt()
+
+
+def _check(module: Module, name: str) -> Parameter:
+    w = module._parameters.get(name)
+    if not isinstance(w, Parameter):
+        raise ValueError(f"weight_norm: {type(module).__name__} has no parameter named {name!r}")
+    return w
+
+
+def weight_norm(module: Module, name: str = "weight", dim: Optional[int] = 0) -> Module:
+    """Replace parameter ``name`` by ``name_g`` (magnitude) and ``name_v`` (direction)."""
+    w = _check(module, name)
+    del module._parameters[name]
+    g = Parameter(norm_except_dim(w.detach(), dim).realize())
+    v = Parameter(w.detach())
+    setattr(module, name + "_g", g)
+    setattr(module, name + "_v", v)
+    module.__dict__.setdefault("_derived", {})[name] = \
+        lambda: getattr(module, name + "_v") * (getattr(module, name + "_g") / norm_except_dim(getattr(module, name + "_v"), dim))
+    aliases = module.__dict__.setdefault("_key_aliases", {})
+    aliases[f"parametrizations.{name}.original0"] = name + "_g"
+    aliases[f"parametrizations.{name}.original1"] = name + "_v"
+    return module
+
+
+def remove_weight_norm(module: Module, name: str = "weight") -> Module:
+    """Fold g and v back into a plain parameter ``name``."""
+    derived = module.__dict__.get("_derived", {})
+    if name not in derived:
+        raise ValueError(f"remove_weight_norm: weight_norm of {name!r} not found in {type(module).__name__}")
+    w = derived.pop(name)().detach().realize()
+    for suffix in ("_g", "_v"):
+        del module._parameters[name + suffix]
+    for k in [k for k in module.__dict__.get("_key_aliases", {}) if k.startswith(f"parametrizations.{name}.")]:
+        del module._key_aliases[k]
+    setattr(module, name, Parameter(w))
+    return module
+
+
+class _ParametrizationList(Module):
+    """Holds ``original0`` (g) and ``original1`` (v), as PyTorch's ParametrizationList does."""
+
+
+def _parametrized_weight_norm(module: Module, name: str = "weight", dim: Optional[int] = 0) -> Module:
+    w = _check(module, name)
+    del module._parameters[name]
+    holder = module._modules.get("parametrizations")
+    if holder is None:
+        holder = Module()
+        module.add_module("parametrizations", holder)
+    plist = _ParametrizationList()
+    plist.original0 = Parameter(norm_except_dim(w.detach(), dim).realize())
+    plist.original1 = Parameter(w.detach())
+    holder.add_module(name, plist)
+    module.__dict__.setdefault("_derived", {})[name] = \
+        lambda: plist.original1 * (plist.original0 / norm_except_dim(plist.original1, dim))
+    aliases = module.__dict__.setdefault("_key_aliases", {})
+    aliases[name + "_g"] = f"parametrizations.{name}.original0"
+    aliases[name + "_v"] = f"parametrizations.{name}.original1"
+    return module
+
+
+parametrizations = SimpleNamespace(weight_norm=_parametrized_weight_norm)
