@@ -90,6 +90,7 @@ class CRenderer:
         self.lines: List[str] = []
         self.names: Dict[object, str] = {}
         self.counter = 0
+        self.region = None   # (loop var, start, stop) of the peeled piece being rendered
 
     # ---- expressions -----------------------------------------------------------------------
     def index(self, view: View) -> (str, str):
@@ -101,11 +102,25 @@ class CRenderer:
                 terms.append(loop.var if st == 1 else f"{loop.var}*{st}")
             if m is not None:
                 lo, hi = m
-                if lo > 0:
-                    conds.append(f"{loop.var} >= {lo}")
-                if hi < size:
-                    conds.append(f"{loop.var} < {hi}")
+                # inside a peeled range [a, b) of this loop the bound is known to hold or fail
+                a, b = self.region[1:] if self.region and self.region[0] == loop.var else (0, size)
+                if lo > 0 and a < lo:
+                    conds.append("0" if b <= lo else f"{loop.var} >= {lo}")
+                if hi < size and b > hi:
+                    conds.append("0" if a >= hi else f"{loop.var} < {hi}")
+        if "0" in conds:
+            return (" + ".join(terms) or "0"), "0"
         return (" + ".join(terms) or "0"), " && ".join(conds)
+
+    def breakpoints(self, loop: Loop) -> List[int]:
+        """Where some mask on ``loop`` switches: peeling the loop there leaves no condition
+        inside each piece, so the main piece vectorizes."""
+        i = self.nest.loops.index(loop)
+        points = {0, loop.size}
+        for v in self.nest.views.values():
+            if v.mask is not None and v.shape[i] > 1:
+                points.update(b for b in v.mask[i] if 0 < b < loop.size)
+        return sorted(points)
 
     def expr(self, e, indent: str) -> str:
         if e in self.names:
@@ -123,7 +138,7 @@ class CRenderer:
                 else:
                     _, cond = self.index(e.view)
                     val = c_literal(e.value, e.dtype)
-                code = f"({cond} ? {val} : {zero})" if cond else val
+                code = zero if cond == "0" else f"({cond} ? {val} : {zero})" if cond else val
             if isinstance(e, Const) and not code.startswith("("):
                 self.names[e] = code
                 return code
@@ -213,6 +228,10 @@ class CRenderer:
                 if work >= 8 * self.nthreads:
                     break
         elementwise = reduce is None and k.scan_axis is None and blocked is None
+        pieces = self.breakpoints(par_loops[-1]) if elementwise and len(par_loops) > max(n_par, 1) else []
+        if len(pieces) > 2:  # peel the inner loop at its mask bounds
+            par_loops, peeled = par_loops[:-1], par_loops[-1]
+            elementwise = False  # the pieces carry their own simd pragmas
         for n, l in enumerate(par_loops):
             innermost = elementwise and n == len(par_loops) - 1
             pragma = ""
@@ -241,6 +260,15 @@ class CRenderer:
                 body.add(f"const long long {l.var} = {l.var}t * {BLOCK} + {l.var}_in;")
             stmts, v = self._stmts(k.root, body.indent)
             body.add(*stmts, f"b0[{out_idx}] = {v};")
+        elif len(pieces) > 2:
+            for a, b in zip(pieces, pieces[1:]):
+                self.region, self.names = (peeled.var, a, b), {}
+                body.add("#pragma omp simd")
+                body.open(f"for (long long {peeled.var} = {a}; {peeled.var} < {b}; {peeled.var}++) {{")
+                stmts, v = self._stmts(k.root, body.indent)
+                body.add(*stmts, f"b0[{out_idx}] = {v};")
+                body.close_all(body.depth - 1)
+            self.region = None
         else:
             stmts, v = self._stmts(k.root, body.indent)
             body.add(*stmts, f"b0[{out_idx}] = {v};")
