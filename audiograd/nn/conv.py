@@ -13,13 +13,66 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence, Tuple, Union
 
-from ..tensor import pad
+from .. import dtypes as dt
+from ..codegen.conv_template import ROW_SLACK
+from ..graph import lazy
+from ..tensor import pad, stack
+from ..tensor.autograd import Function
 from ..tensor.errors import ShapeError
-from ..tensor.movement import fold
+from ..tensor.movement import _accumulate_at, fold
 from ..tensor.tensor import Tensor
 
-# im2col + BLAS pays off once each output sums more than this many products
+# below this many products per output a plain fused reduction beats the blocked kernel
 DIRECT_MAX_TERMS = 32
+
+
+class ConvRows(Function):
+    """``y[n, g*O+o, t] = bias + sum_{c,k} A[g,o,c,k] * X[n, g*C+c, offsets[k] + t]`` (t < T):
+    the blocked shifted-row kernel behind 1-D convolutions (``codegen.conv_template``)."""
+
+    def forward(self, a, x, *bias, offsets, length):
+        self.a, self.x, self.offsets, self.length = a, x, offsets, length
+        g, o, c, k = a.shape
+        return lazy.library("conv_rows", (a, x, *bias), (x.shape[0], g * o, length), a.dtype, (g, tuple(offsets)))
+
+    def backward(self, grad):
+        a, x = Tensor._from_node(self.a), Tensor._from_node(self.x)
+        g, o, c, k = a.shape
+        n, lrow, t = x.shape[0], x.shape[2], self.length
+        gg = grad.reshape(n, g, o, t)
+        da = dx = None
+        if self.needs_grad[1]:
+            cols = (a.reshape(g, o, c * k).transpose(1, 2) @ gg).reshape(n, g, c, k, t)
+            dx = None
+            for j, off in enumerate(self.offsets):
+                dx = _accumulate_at(dx, cols[:, :, :, j], 3, off, lrow)
+            dx = dx.reshape(n, g * c, lrow)
+        if self.needs_grad[0]:
+            xr = x.reshape(n, g, c, lrow)
+            taps = [(gg @ xr[..., off:off + t].transpose(-1, -2)).sum(0) for off in self.offsets]
+            da = stack(taps, 3)
+        grads = (da, dx)
+        if len(self.needs_grad) > 2:
+            grads += (grad.sum((0, 2)) if self.needs_grad[2] else None,)
+        return grads
+
+
+def _conv1d_rows(xp: Tensor, weight: Tensor, bias, stride: int, dilation: int, groups: int) -> Tensor:
+    """A 1-D convolution of the padded input ``xp`` by the blocked kernel (float32)."""
+    n, cin, lp = xp.shape
+    cout, cin_g, k = weight.shape
+    out_len = (lp - dilation * (k - 1) - 1) // stride + 1
+    if stride == 1:
+        rows, offsets = xp, [j * dilation for j in range(k)]
+    else:  # phases: row p holds xp[p::stride], so every tap reads a contiguous run again
+        lph = -(-lp // stride)
+        rows = pad(xp, (0, lph * stride - lp)).reshape(n, cin, lph, stride).permute(0, 1, 3, 2)
+        rows = rows.reshape(n, cin, stride * lph)
+        offsets = [((j * dilation) % stride) * lph + (j * dilation) // stride for j in range(k)]
+    rows = pad(rows, (0, ROW_SLACK))
+    a = weight.reshape(groups, cout // groups, cin_g, k)
+    extra = (bias,) if bias is not None else ()
+    return ConvRows.apply(a, rows, *extra, offsets=offsets, length=out_len)
 
 
 def _tuple(v, n: int, name: str, op: str) -> Tuple[int, ...]:
@@ -81,6 +134,9 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, 
     out_sp = win.shape[2:2 + nd]
     g, cout_g, taps = groups, cout // groups, math.prod(kernel)
     win = win.reshape(n, g, cin_g, *out_sp, *kernel)
+    if nd == 1 and x.dtype is dt.float32 and cin_g * taps > DIRECT_MAX_TERMS:
+        y = _conv1d_rows(xp, weight, bias, stride[0], dilation[0], groups)
+        return y.squeeze(0) if unbatched else y
     if cin_g * taps <= DIRECT_MAX_TERMS:
         # (n, g, 1, cin_g, *out, *k) * (1, g, cout_g, cin_g, 1.., *k) summed over cin_g and k
         w = weight.reshape(1, g, cout_g, cin_g, *([1] * nd), *kernel)

@@ -35,6 +35,15 @@ class MatmulStep:
 
 
 @dataclass
+class TemplateStep:
+    """A kernel from a hand-written template (see ``codegen.conv_template``) over contiguous inputs."""
+    out: LazyNode
+    inputs: List[LazyNode]
+    name: str
+    source: str
+
+
+@dataclass
 class CopyStep:
     """Copy the buffer of ``src`` into ``out``'s (used when an assign reads its own target)."""
     out: LazyNode
@@ -182,14 +191,19 @@ def _safe_inplace(step: KernelStep, target: LazyNode) -> bool:
 
 
 def _prepare_library_inputs(g: _Graph) -> bool:
-    """BLAS reads strided buffers: masked views (padding) and constants get a copy kernel first."""
+    """BLAS reads strided buffers, so masked views (padding) and constants get a copy kernel
+    first; templates read contiguous buffers, so any view does."""
     changed = False
     for node in g.nodes.values():
-        if node.op == "matmul" and not node.realized:
-            srcs = tuple(contiguous(s, copy=True) if (s.is_view and s.view.mask is not None)
-                         or s.base.op == "const" else s for s in node.srcs)
-            changed |= srcs != node.srcs
-            node.srcs = srcs
+        if node.realized or node.op not in ("matmul", "conv_rows"):
+            continue
+        if node.op == "matmul":
+            needs_copy = lambda s: (s.is_view and s.view.mask is not None) or s.base.op == "const"
+        else:
+            needs_copy = lambda s: s.is_view or s.op == "const"
+        srcs = tuple(contiguous(s, copy=True) if needs_copy(s) else s for s in node.srcs)
+        changed |= srcs != node.srcs
+        node.srcs = srcs
     return changed
 
 
@@ -215,6 +229,8 @@ def create_schedule(outputs: List[LazyNode]):
 def _steps_for(node: LazyNode, forced: Set[int]):
     if node.op == "matmul":
         return [MatmulStep(node, node.srcs[0], node.srcs[1])]
+    if node.op == "conv_rows":
+        return [_conv_rows_step(node)]
     step = _kernel_for(node, forced)
     if node.op == "assign" and step.kernel.inplace and not _safe_inplace(step, node.srcs[0]):
         tmp = contiguous(node.srcs[1], copy=True)
@@ -222,3 +238,15 @@ def _steps_for(node: LazyNode, forced: Set[int]):
         tmp_step = KernelStep(tmp, Kernel(k.root, k.full_shape, k.out_dtype, k.buf_dtypes, k.reduce_axes), step.inputs)
         return [tmp_step, CopyStep(node, tmp)]
     return [step]
+
+
+def _conv_rows_step(node: LazyNode) -> TemplateStep:
+    from ..codegen.conv_template import render_conv
+    from ..config import config
+    a, x = node.srcs[:2]
+    groups, offsets = node.arg
+    g, o, c, k = a.shape
+    n, t = node.shape[0], node.shape[2]
+    name = f"conv_{n}_{g * o}_{t}_c{c}_k{k}"
+    src = render_conv(name, n, g, c, k, o, t, x.shape[2], offsets, len(node.srcs) > 2, config.num_threads)
+    return TemplateStep(node, list(node.srcs), name, src)

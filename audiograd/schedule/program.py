@@ -17,7 +17,7 @@ from ..config import config
 from ..graph.lazy import LazyNode
 from ..graph.view import View
 from ..runtime.cpu import compiler, pointer_array
-from .fuse import CopyStep, KernelStep, MatmulStep, create_schedule
+from .fuse import CopyStep, KernelStep, MatmulStep, TemplateStep, create_schedule
 
 
 @dataclass
@@ -51,6 +51,9 @@ class Program:
                 out = st.out.srcs[0] if st.out.op == "assign" else st.out
                 self.calls.append(Call("kernel", [self._slot(st.out, out)] + [self._slot(n) for n in st.inputs], name))
                 sources.append((len(self.calls) - 1, name, src))
+            elif isinstance(st, TemplateStep):
+                self.calls.append(Call("kernel", [self._slot(st.out)] + [self._slot(n) for n in st.inputs], st.name))
+                sources.append((len(self.calls) - 1, st.name, st.source))
             elif isinstance(st, MatmulStep):
                 a, b = st.a.base_view(), st.b.base_view()
                 self.calls.append(Call("matmul", [self._slot(st.out), self._slot(a[0]), self._slot(b[0])],
