@@ -6,8 +6,9 @@ for t < T. With ``off[k] = k * dilation`` this is a stride-1 convolution read st
 padded input (no column copy); a strided convolution first splits its input into phases so
 that every tap again reads a contiguous row. A register-blocked micro-kernel keeps an
 MR x NR block of outputs in vector registers while it walks the channels and taps, so each
-input vector is reused MR times and each weight NR times. A is read in the weight's own
-(out, in, tap) layout: its scalars are broadcast one by one, so no repacking is needed.
+input vector is reused MR times and each weight NR times. A is read through its strides
+(the weight's own layout, or a transposed view of it): its scalars are broadcast one by one,
+so no repacking is needed.
 """
 from __future__ import annotations
 
@@ -35,16 +36,16 @@ static inline __attribute__((always_inline)) void block(float* restrict out, con
     const float* restrict x, const float* restrict bias, long long t0, int o0, const int mr, int ncols) {
   vf acc[MR][2];
   for (int r = 0; r < MR; r++) { acc[r][0] = (vf){0}; acc[r][1] = (vf){0}; }
-  const float* ar = a + (long long)o0 * C * K;
+  const float* ar = a + (long long)o0 * ASO;
   for (int c = 0; c < C; c++) {
     const float* xr = x + (long long)c * LROW + t0;
     for (int k = 0; k < K; k++) {
       const vf b0 = *(const vfu*)(xr + OFF[k]);
       const vf b1 = *(const vfu*)(xr + OFF[k] + VW);
-      const float* ak = ar + c * K + k;
+      const float* ak = ar + (long long)c * ASC + (long long)k * ASK;
       for (int r = 0; r < mr; r++) {
-        acc[r][0] += ak[(long long)r * C * K] * b0;
-        acc[r][1] += ak[(long long)r * C * K] * b1;
+        acc[r][0] += ak[(long long)r * ASO] * b0;
+        acc[r][1] += ak[(long long)r * ASO] * b1;
       }
     }
   }
@@ -76,7 +77,7 @@ void NAME(char** restrict bufs) {
     for (long long ch = 0; ch < chunks; ch++) {
       for (int ob = 0; ob < oblocks; ob++) {
         const long long n = ng / G, g = ng % G;
-        const float* a = A + g * C * K * O;
+        const float* a = A + AOFF + g * ASG;
         const float* x = X + (n * G + g) * C * LROW;
         const float* bias = HAS_BIAS ? B + g * O : 0;
         float* out = y + (n * G + g) * O * T;
@@ -98,11 +99,14 @@ ROW_SLACK = 32
 
 
 def render_conv(name: str, n: int, g: int, c: int, k: int, o: int, t: int, lrow: int,
-                offsets: Sequence[int], has_bias: bool, nthreads: int) -> str:
-    """Source of one shifted-row product kernel; every size is a compile-time constant."""
-    defines = {"N": n, "G": g, "C": c, "K": k, "O": o, "T": t, "LROW": lrow,
-               "HAS_BIAS": int(has_bias), "NTHREADS": nthreads, "TILES_PER_CHUNK": 8}
-    head = "".join(f"#define {key} {val}LL\n" if key in ("N", "G", "T", "LROW") else f"#define {key} {val}\n"
-                   for key, val in defines.items())
+                offsets: Sequence[int], a_strides: Sequence[int], a_offset: int, has_bias: bool,
+                nthreads: int) -> str:
+    """Source of one shifted-row product kernel; every size and stride is a compile-time
+    constant. ``a_strides`` are A's element strides over (group, out, in, tap)."""
+    sg, so, sc, sk = a_strides
+    defines = {"N": n, "G": g, "C": c, "K": k, "O": o, "T": t, "LROW": lrow, "ASG": sg, "ASO": so, "ASC": sc,
+               "ASK": sk, "AOFF": a_offset, "HAS_BIAS": int(has_bias), "NTHREADS": nthreads,
+               "TILES_PER_CHUNK": 8}
+    head = "".join(f"#define {key} {val}LL\n" for key, val in defines.items())
     body = TEMPLATE.replace("NAME", name).replace("{OFFSETS}", "{" + ", ".join(f"{v}LL" for v in offsets) + "}")
     return PRELUDE + head + body

@@ -179,7 +179,11 @@ def conv_transpose_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
     g, cin_g, taps = groups, cin // groups, math.prod(kernel)
     # every input step becomes a window of outputs: (cout_g*taps, cin_g) @ (cin_g, steps) per group
     wm = weight.reshape(g, cin_g, cout_g * taps).transpose(1, 2)
-    cols = wm @ x.reshape(n, g, cin_g, math.prod(in_sp))
+    if nd == 1 and x.dtype is dt.float32:  # the blocked kernel reads W once, in place
+        rows = pad(x, (0, ROW_SLACK))
+        cols = ConvRows.apply(wm.unsqueeze(-1), rows, offsets=[0], length=in_sp[0])
+    else:
+        cols = wm @ x.reshape(n, g, cin_g, math.prod(in_sp))
     cols = cols.reshape(n, g * cout_g, *kernel, *in_sp)
     order = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
     y = cols.permute(*order)                     # (n, cout, *in, *k)

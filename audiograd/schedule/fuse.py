@@ -199,8 +199,9 @@ def _prepare_library_inputs(g: _Graph) -> bool:
             continue
         if node.op == "matmul":
             needs_copy = lambda s: (s.is_view and s.view.mask is not None) or s.base.op == "const"
-        else:
-            needs_copy = lambda s: s.is_view or s.op == "const"
+        else:  # the weight (first) may be any unmasked view; the rest must be plain buffers
+            needs_copy = lambda s: (s.is_view and (s is not node.srcs[0] or s.view.mask is not None)) \
+                or s.base.op == "const"
         srcs = tuple(contiguous(s, copy=True) if needs_copy(s) else s for s in node.srcs)
         changed |= srcs != node.srcs
         node.srcs = srcs
@@ -247,6 +248,8 @@ def _conv_rows_step(node: LazyNode) -> TemplateStep:
     groups, offsets = node.arg
     g, o, c, k = a.shape
     n, t = node.shape[0], node.shape[2]
+    a_base, a_view, _ = a.base_view()
     name = f"conv_{n}_{g * o}_{t}_c{c}_k{k}"
-    src = render_conv(name, n, g, c, k, o, t, x.shape[2], offsets, len(node.srcs) > 2, config.num_threads)
-    return TemplateStep(node, list(node.srcs), name, src)
+    src = render_conv(name, n, g, c, k, o, t, x.shape[2], offsets, a_view.strides, a_view.offset,
+                      len(node.srcs) > 2, config.num_threads)
+    return TemplateStep(node, [a_base] + list(node.srcs[1:]), name, src)
