@@ -19,7 +19,7 @@ from ..graph import lazy
 from ..tensor import pad, stack
 from ..tensor.autograd import Function
 from ..tensor.errors import ShapeError
-from ..tensor.movement import _accumulate_at, fold
+from ..tensor.movement import fold
 from ..tensor.tensor import Tensor
 
 # below this many products per output a plain fused reduction beats the blocked kernel
@@ -31,6 +31,7 @@ class ConvRows(Function):
     the blocked shifted-row kernel behind 1-D convolutions (``codegen.conv_template``)."""
 
     def forward(self, a, x, *bias, offsets, length):
+        x = lazy.contiguous(x)  # the kernel reads a plain buffer; backward reuses the same one
         self.a, self.x, self.offsets, self.length = a, x, offsets, length
         g, o, c, k = a.shape
         return lazy.library("conv_rows", (a, x, *bias), (x.shape[0], g * o, length), a.dtype, (g, tuple(offsets)))
@@ -42,11 +43,12 @@ class ConvRows(Function):
         gg = grad.reshape(n, g, o, t)
         da = dx = None
         if self.needs_grad[1]:
-            cols = (a.reshape(g, o, c * k).transpose(1, 2) @ gg).reshape(n, g, c, k, t)
-            dx = None
-            for j, off in enumerate(self.offsets):
-                dx = _accumulate_at(dx, cols[:, :, :, j], 3, off, lrow)
-            dx = dx.reshape(n, g * c, lrow)
+            # dX[c, p] = sum_{o,k} A[o,c,k] * grad[o, p - off_k]: the same kernel with in and out
+            # swapped, reading grad padded by the largest offset on both sides
+            reach = max(self.offsets)
+            rows = pad(grad, (reach, lrow - t + ROW_SLACK))
+            dx = ConvRows.apply(a.permute(0, 2, 1, 3), rows, offsets=[reach - off for off in self.offsets],
+                                length=lrow)
         if self.needs_grad[0]:
             xr = x.reshape(n, g, c, lrow)
             taps = [(gg @ xr[..., off:off + t].transpose(-1, -2)).sum(0) for off in self.offsets]

@@ -16,6 +16,7 @@ from ..codegen.c_source import render_c
 from ..config import config
 from ..graph.lazy import LazyNode
 from ..graph.view import View
+from ..runtime.buffers import pool
 from ..runtime.cpu import compiler, pointer_array
 from .fuse import CopyStep, KernelStep, MatmulStep, TemplateStep, create_schedule
 
@@ -122,7 +123,7 @@ def realize(nodes: Sequence[LazyNode]) -> None:
     if not todo:
         return
     prog = Program(todo)
-    bufs = [n.buffer if n.realized else np.empty(n.shape, n.dtype.np) for n in prog.nodes]
+    bufs = [n.buffer if n.realized else pool.empty(n.shape, n.dtype.np) for n in prog.nodes]
     rec = Recorder.active
     if rec is not None:
         rec.runs.append((prog, bufs))

@@ -1,0 +1,76 @@
+"""A caching allocator for kernel outputs.
+
+Fresh memory is expensive here: the kernel zero-fills every new page on first touch (on
+virtual machines this can cost more than the kernel that writes the buffer). Buffers freed by
+Python go back to a pool, keyed by their rounded size, and the next request of that size
+reuses them, like PyTorch's CUDA caching allocator. The pool keeps at most ``limit`` bytes of
+idle blocks, dropping the oldest first.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from typing import Dict, List
+
+import numpy as np
+
+# blocks below this size come straight from numpy (its own small-block cache is fast)
+MIN_POOLED = 1 << 16
+GRAIN = 1 << 16
+
+
+class BufferPool:
+    def __init__(self, limit: int = 4 << 30):
+        self.limit = limit
+        self._free: "OrderedDict[int, List[np.ndarray]]" = OrderedDict()
+        self._idle = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        """An uninitialized C-contiguous array, reusing an idle block when one fits."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if nbytes < MIN_POOLED:
+            return np.empty(shape, dtype)
+        size = -(-nbytes // GRAIN) * GRAIN
+        with self._lock:
+            blocks = self._free.get(size)
+            block = blocks.pop() if blocks else None
+            if block is not None:
+                self._idle -= size
+                self.hits += 1
+            else:
+                self.misses += 1
+        if block is None:
+            block = np.empty(size, np.uint8)
+        arr = block[:nbytes].view(dtype).reshape(shape)
+        weakref.finalize(arr, self._release, block)
+        return arr
+
+    def _release(self, block: np.ndarray) -> None:
+        size = block.nbytes
+        with self._lock:
+            self._free.setdefault(size, []).append(block)
+            self._free.move_to_end(size)
+            self._idle += size
+            while self._idle > self.limit and self._free:
+                old_size, old = next(iter(self._free.items()))
+                old.pop(0)
+                self._idle -= old_size
+                if not old:
+                    del self._free[old_size]
+
+    def clear(self) -> None:
+        """Return every idle block to the system."""
+        with self._lock:
+            self._free.clear()
+            self._idle = 0
+
+    @property
+    def idle_bytes(self) -> int:
+        return self._idle
+
+
+pool = BufferPool()
