@@ -155,6 +155,11 @@ class SnakeBeta(Module):
         return F.snake_beta(x, self.alpha, self.beta, self.alpha_logscale)
 
 
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+
 class ReLU(Module):
     def forward(self, x):
         return F.relu(x)

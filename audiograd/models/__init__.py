@@ -1,0 +1,1 @@
+"""Models built from audiograd layers: the Stable Audio Open autoencoder (Oobleck)."""
