@@ -35,6 +35,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("demo", help="train a small MLP on a sine wave and print its loss")
     p.add_argument("--steps", type=int, default=300)
     p.set_defaults(fn=_cmd_demo)
+    p = sub.add_parser("parity", help="compare the Oobleck model with stable-audio-tools, layer by layer")
+    from .parity import add_arguments, cmd_parity
+    add_arguments(p)
+    p.set_defaults(fn=cmd_parity)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)

@@ -214,17 +214,29 @@ def create_schedule(outputs: List[LazyNode]):
     if _prepare_library_inputs(g):
         g = _collect(outputs)
     forced = _initial_forced(g, outputs)
-    while True:
+    steps, done = [], set()
+    for node in g.order:
+        if node.id in forced and node.id not in done and not node.realized and node.op not in ops.SOURCE:
+            _emit(node, forced, steps, done)
+    return steps
+
+
+def _emit(node: LazyNode, forced: Set[int], steps: list, done: Set[int]) -> None:
+    """Append ``node``'s steps. A kernel that cannot inline one of its inputs forces that input
+    to a buffer: its steps go first (its own inputs are already done: the order is
+    topological), then the kernel is built again."""
+    pending = [node]
+    while pending:
+        current = pending[-1]
         try:
-            steps = []
-            for node in g.order:
-                if node.id not in forced or node.realized or node.op in ops.SOURCE:
-                    continue
-                steps.extend(_steps_for(node, forced))
-            return steps
+            steps.extend(_steps_for(current, forced))
         except _Restart as r:
             assert r.node.id not in forced, r.node
             forced.add(r.node.id)
+            pending.append(r.node)
+            continue
+        done.add(current.id)
+        pending.pop()
 
 
 def _steps_for(node: LazyNode, forced: Set[int]):

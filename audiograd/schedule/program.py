@@ -44,6 +44,7 @@ class Program:
         self.nodes: List[LazyNode] = []
         self.slot: Dict[int, int] = {}
         self.members: Dict[int, LazyNode] = {}
+        self.meta: List[tuple] = []          # (shape, numpy dtype) per slot
         self.calls: List[Call] = []
         sources = []
         for st in steps:
@@ -64,8 +65,6 @@ class Program:
         fns = compiler.get_many([(n, s) for _, n, s in sources])
         for (i, _, _), fn in zip(sources, fns):
             self.calls[i].fn = fn
-        # slots holding an assign result alias their target's slot
-        self.outputs = [self.slot[o.base.id] for o in outputs]
 
     def _slot(self, node: LazyNode, alias: Optional[LazyNode] = None) -> int:
         """The slot of ``node``; an assign shares the slot of the buffer it writes (``alias``)."""
@@ -75,19 +74,24 @@ class Program:
         elif node.id not in self.slot:
             self.slot[node.id] = len(self.nodes)
             self.nodes.append(node)
+            self.meta.append((node.shape, node.dtype.np))
         return self.slot[node.id]
 
-    def run(self, bufs: List[np.ndarray], cache_pointers: bool = False) -> None:
+    def run(self, bufs: List[Optional[np.ndarray]], cache_pointers: bool = False, after=None) -> None:
+        """Run every call over ``bufs`` (one array per slot). A None slot gets a pooled buffer
+        when first used; ``after(i)`` is called once call ``i`` has finished."""
         debug = config.debug
-        for c in self.calls:
+        for i, c in enumerate(self.calls):
+            for s in c.slots:
+                if bufs[s] is None:
+                    bufs[s] = pool.empty(*self.meta[s])
             t0 = time.perf_counter() if debug else 0.0
             if c.kind == "kernel":
-                if bufs[c.slots[0]].size == 0:
-                    continue
-                ptrs = c.ptrs if c.ptrs is not None else pointer_array([bufs[s] for s in c.slots])
-                if cache_pointers:
-                    c.ptrs = ptrs
-                c.fn(ptrs)
+                if bufs[c.slots[0]].size:
+                    ptrs = c.ptrs if c.ptrs is not None else pointer_array([bufs[s] for s in c.slots])
+                    if cache_pointers:
+                        c.ptrs = ptrs
+                    c.fn(ptrs)
             elif c.kind == "matmul":
                 a = strided(bufs[c.slots[1]], c.views[0])
                 b = strided(bufs[c.slots[2]], c.views[1])
@@ -96,6 +100,19 @@ class Program:
                 np.copyto(bufs[c.slots[0]], bufs[c.slots[1]])
             if debug:
                 print(f"[audiograd] {c.name}: {1e3*(time.perf_counter()-t0):.3f} ms", file=sys.stderr)
+            if after is not None:
+                after(i)
+
+    def last_uses(self) -> List[List[int]]:
+        """For each call, the slots no later call touches."""
+        last = {}
+        for i, c in enumerate(self.calls):
+            for s in c.slots:
+                last[s] = i
+        out: List[List[int]] = [[] for _ in self.calls]
+        for s, i in last.items():
+            out[i].append(s)
+        return out
 
 
 class Recorder:
@@ -118,18 +135,43 @@ class Recorder:
 
 
 def realize(nodes: Sequence[LazyNode]) -> None:
-    """Compute every unrealized base among ``nodes`` and attach the results to the graph."""
+    """Compute every unrealized base among ``nodes`` and attach the results to the graph.
+
+    Each result is attached to its node as soon as its kernel has run, and the program drops
+    its own reference to a buffer after the buffer's last use, so intermediates nobody else
+    holds return to the pool while the program is still running.
+    """
     todo = [n for n in nodes if not n.base.realized and n.base.op != "const"]
     if not todo:
         return
     prog = Program(todo)
-    bufs = [n.buffer if n.realized else pool.empty(n.shape, n.dtype.np) for n in prog.nodes]
+    bufs: List[Optional[np.ndarray]] = [n.buffer if n.realized else None for n in prog.nodes]
     rec = Recorder.active
-    if rec is not None:
+    if rec is not None:  # a capture keeps every buffer: replays reuse them
         rec.runs.append((prog, bufs))
-        rec.fresh.update(id(b) for b, n in zip(bufs, prog.nodes) if not n.realized)
-    prog.run(bufs)
+        pre = {s for s, n in enumerate(prog.nodes) if n.realized}
+        prog.run(bufs)
+        rec.fresh.update(id(b) for s, b in enumerate(bufs) if s not in pre)
+        for node in prog.members.values():
+            if not node.realized:
+                node.buffer = bufs[prog.slot[node.id]]
+                node.srcs = ()
+        return
+    produced: List[List[LazyNode]] = [[] for _ in prog.calls]
+    writer = {c.slots[0]: i for i, c in enumerate(prog.calls)}
     for node in prog.members.values():
         if not node.realized:
-            node.buffer = bufs[prog.slot[node.id]]
+            produced[writer[prog.slot[node.id]]].append(node)
+    slots, frees = prog.slot, prog.last_uses()
+    prog.nodes = prog.members = None  # from here on only the graph and the user hold nodes
+    del todo
+
+    def after(i: int) -> None:
+        for node in produced[i]:
+            node.buffer = bufs[slots[node.id]]
             node.srcs = ()
+        produced[i] = None
+        for s in frees[i]:
+            bufs[s] = None
+
+    prog.run(bufs, after=after)
