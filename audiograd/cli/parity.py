@@ -41,8 +41,10 @@ def pretransform_config(config=None) -> dict:
 def randomize_reference(module, seed: int = 0) -> None:
     """Seeded random weights for a stable-audio-tools Oobleck module, with realistic scales.
 
-    weight_v ~ N(0, 1); weight_g sets each normalized filter's norm so activations keep their
-    size (1x1 residual output convs get a smaller gain, as trained residual branches have);
+    weight_v ~ N(0, 1); weight_g sets each normalized filter's norm so activations stay O(1)
+    through the blocks (residual branches' 1x1 output convs get gain 0.2, transposed convs 0.7 of
+    the variance-preserving gain); the SAO decoder's output RMS is then ~1, as audio-sized as a
+    random network gets without making float32 rounding grow more than trained weights would;
     biases ~ N(0, 0.05); SnakeBeta log-scale alpha, beta ~ N(0, 0.3).
     """
     torch = load_reference().torch
@@ -56,9 +58,9 @@ def randomize_reference(module, seed: int = 0) -> None:
                 kernel = v.shape[-1]
                 if type(mod).__name__ == "ConvTranspose1d":  # dim 0 is the input channel
                     c_in, c_out, stride = v.shape[0], v.shape[1], mod.stride[0]
-                    gain = math.sqrt(c_out * stride / c_in)
+                    gain = 0.7 * math.sqrt(c_out * stride / c_in)
                 else:
-                    gain = 0.3 if kernel == 1 else 1.0
+                    gain = 0.2 if kernel == 1 else 1.0
                 g.copy_(gain * (0.75 + 0.5 * torch.rand(g.shape, generator=gen, dtype=g.dtype)))
                 if params.get("bias") is not None:
                     params["bias"].copy_(0.05 * torch.randn(params["bias"].shape, generator=gen, dtype=g.dtype))
@@ -246,8 +248,8 @@ def cmd_parity(args) -> int:
     try:
         load_reference()
     except ReferenceUnavailable as exc:
-        print(f"audiograd parity: needs stable-audio-tools and PyTorch: {exc}", file=sys.stderr)
-        print(f"install them with: {INSTALL_HINT}", file=sys.stderr)
+        msg = str(exc) if INSTALL_HINT in str(exc) else f"{exc}; install with: {INSTALL_HINT}"
+        print(f"audiograd parity needs PyTorch and stable-audio-tools: {msg}", file=sys.stderr)
         return 2
     report = run_parity(args.config, args.checkpoint, args.part, args.length, args.seed, args.dtype,
                         args.threshold, args.depth)

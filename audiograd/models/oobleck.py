@@ -119,7 +119,8 @@ class OobleckEncoder(nn.Module):
 
 
 class OobleckDecoder(nn.Module):
-    """Latents (B, latent_dim, T) -> audio (B, out_channels, T * prod(strides))."""
+    """Latents (B, latent_dim, T) -> audio (B, out_channels, about T * prod(strides) samples:
+    exactly that for even strides, as in SAO)."""
 
     def __init__(self, out_channels: int = 2, channels: int = 128, latent_dim: int = 32,
                  c_mults: Sequence[int] = (1, 2, 4, 8), strides: Sequence[int] = (2, 4, 8, 8),

@@ -147,9 +147,9 @@ class SnakeBeta(Module):
                  alpha_logscale: bool = True):
         super().__init__()
         self.alpha_logscale = alpha_logscale
-        init = zeros(in_features) * alpha if alpha_logscale else ones(in_features) * alpha
-        self.alpha = Parameter(init, requires_grad=alpha_trainable)
-        self.beta = Parameter(init, requires_grad=alpha_trainable)
+        init = (lambda: zeros(in_features) * alpha) if alpha_logscale else (lambda: ones(in_features) * alpha)
+        self.alpha = Parameter(init(), requires_grad=alpha_trainable)
+        self.beta = Parameter(init(), requires_grad=alpha_trainable)  # a buffer of its own
 
     def forward(self, x: Tensor) -> Tensor:
         return F.snake_beta(x, self.alpha, self.beta, self.alpha_logscale)

@@ -130,3 +130,12 @@ def test_default_init_bounds_follow_torch():
     snake = nn.SnakeBeta(6)
     np.testing.assert_array_equal(snake.alpha.numpy(), np.zeros(6))
     np.testing.assert_array_equal(nn.Snake(6).alpha.numpy(), np.ones((1, 6, 1)))
+
+
+def test_parameters_of_one_module_never_share_a_buffer():
+    for m in (nn.SnakeBeta(4), nn.SnakeBeta(4, alpha_logscale=False), nn.LayerNorm(4), nn.GroupNorm(2, 4)):
+        state = {k: np.arange(v.numel(), dtype=np.float32).reshape(v.shape) + 10 * i
+                 for i, (k, v) in enumerate(m.state_dict().items())}
+        m.load_state_dict(state)
+        for k, v in m.state_dict().items():
+            np.testing.assert_array_equal(v.numpy(), state[k], err_msg=f"{type(m).__name__}.{k}")
