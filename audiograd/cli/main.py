@@ -1,4 +1,5 @@
-"""``audiograd`` command: ``demo`` runs a bundled example, ``cache info|clear`` manages kernels."""
+"""``audiograd`` command: ``demo`` runs a bundled example, ``cache info|clear`` manages kernels,
+``parity`` checks the Oobleck model, ``encode|decode|reconstruct`` run it on audio files."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,8 @@ def main(argv=None) -> int:
     from .parity import add_arguments, cmd_parity
     add_arguments(p)
     p.set_defaults(fn=cmd_parity)
+    from .audio_commands import add_parsers as add_audio_parsers
+    add_audio_parsers(sub)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
