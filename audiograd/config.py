@@ -28,6 +28,9 @@ class Config:
     cflags: Tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno",
                                "-fno-trapping-math", "-fPIC", "-shared")
     num_threads: int = field(default_factory=lambda: int(os.environ.get("AUDIOGRAD_THREADS", 0)) or os.cpu_count() or 1)
+    # idle bytes the buffer pool may keep for reuse (reused memory skips page faults, but
+    # counts in the resident size)
+    buffer_pool_bytes: int = 256 << 20
     # 0 silent; 1 prints each compile and each kernel's time; 2 also prints kernel sources
     debug: int = field(default_factory=lambda: int(os.environ.get("AUDIOGRAD_DEBUG", "0") or 0))
 

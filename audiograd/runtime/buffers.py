@@ -3,17 +3,19 @@
 Fresh memory is expensive here: the kernel zero-fills every new page on first touch (on
 virtual machines this can cost more than the kernel that writes the buffer). Buffers freed by
 Python go back to a pool, keyed by their rounded size, and the next request of that size
-reuses them, like PyTorch's CUDA caching allocator. The pool keeps at most ``limit`` bytes of
-idle blocks, dropping the oldest first.
+reuses them, like PyTorch's CUDA caching allocator. The pool keeps at most
+``config.buffer_pool_bytes`` of idle blocks, dropping the oldest first.
 """
 from __future__ import annotations
 
 import threading
 import weakref
 from collections import OrderedDict
-from typing import Dict, List
+from typing import List, Optional
 
 import numpy as np
+
+from ..config import config
 
 # blocks below this size come straight from numpy (its own small-block cache is fast)
 MIN_POOLED = 1 << 16
@@ -21,12 +23,20 @@ GRAIN = 1 << 16
 
 
 class BufferPool:
-    def __init__(self, limit: int = 4 << 30):
-        self.limit = limit
+    def __init__(self, limit: Optional[int] = None):
+        self._limit = limit
         self._free: "OrderedDict[int, List[np.ndarray]]" = OrderedDict()
         self._idle = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+
+    @property
+    def limit(self) -> int:
+        return config.buffer_pool_bytes if self._limit is None else self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self._limit = value
 
     def empty(self, shape, dtype) -> np.ndarray:
         """An uninitialized C-contiguous array, reusing an idle block when one fits."""
@@ -55,7 +65,8 @@ class BufferPool:
             self._free.setdefault(size, []).append(block)
             self._free.move_to_end(size)
             self._idle += size
-            while self._idle > self.limit and self._free:
+            limit = self.limit
+            while self._idle > limit and self._free:
                 old_size, old = next(iter(self._free.items()))
                 old.pop(0)
                 self._idle -= old_size
