@@ -18,7 +18,7 @@ from pathlib import Path
 from common import table_lines
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["compile_time", "snake", "matmul", "conv", "startup"]
+BENCHMARKS = ["compile_time", "snake", "matmul", "conv", "startup", "oobleck"]
 
 
 def machine_line() -> str:
@@ -63,7 +63,8 @@ def main():
             raise SystemExit(f"benchmark {name} failed (rc={p.returncode})")
         res = json.loads(p.stdout)
         out += [f"## {res['benchmark']}", "", f"`python bench/{name}.py`", ""]
-        out += table_lines(res["rows"], markdown=True)
+        # a benchmark with other columns than the common table brings its own markdown lines
+        out += res.get("markdown") or table_lines(res["rows"], markdown=True)
         if res.get("notes"):
             out.append("")
             out += [f"- {n}" for n in res["notes"]]

@@ -2,8 +2,8 @@
 
 Fresh memory is expensive here: the kernel zero-fills every new page on first touch (on
 virtual machines this can cost more than the kernel that writes the buffer). Buffers freed by
-Python go back to a pool, keyed by their rounded size, and the next request of that size
-reuses them, like PyTorch's CUDA caching allocator. The pool keeps at most
+Python go back to a pool, keyed by their rounded size, and the next request that fits
+(best fit, at most 25% larger) reuses them, like PyTorch's CUDA caching allocator. The pool keeps at most
 ``config.buffer_pool_bytes`` of idle blocks, dropping the oldest first.
 """
 from __future__ import annotations
@@ -46,10 +46,14 @@ class BufferPool:
             return np.empty(shape, dtype)
         size = -(-nbytes // GRAIN) * GRAIN
         with self._lock:
-            blocks = self._free.get(size)
-            block = blocks.pop() if blocks else None
-            if block is not None:
-                self._idle -= size
+            # best fit among idle blocks up to 25% larger than asked for
+            fit = min((s for s in self._free if size <= s <= size + size // 4), default=None)
+            block = None
+            if fit is not None:
+                block = self._free[fit].pop()
+                if not self._free[fit]:
+                    del self._free[fit]
+                self._idle -= fit
                 self.hits += 1
             else:
                 self.misses += 1
@@ -66,7 +70,7 @@ class BufferPool:
             self._free.move_to_end(size)
             self._idle += size
             limit = self.limit
-            while self._idle > limit and self._free:
+            while self._idle > limit and self._free:  # drop the least recently freed sizes
                 old_size, old = next(iter(self._free.items()))
                 old.pop(0)
                 self._idle -= old_size
