@@ -4,16 +4,40 @@
 - ``parametrizations.weight_norm`` (``torch.nn.utils.parametrizations.weight_norm``):
   ``parametrizations.<name>.original0`` (g) and ``original1`` (v).
 In both, ``weight = v * (g / ||v||)`` with the norm over every dim except ``dim`` (over all
-dims for ``dim=None``), recomputed from g and v on every access. A module of either form
-also accepts the other form's keys in ``load_state_dict``.
+dims for ``dim=None``), recomputed from g and v on every access that records gradients. When
+no gradient is recorded (``no_grad``, or g and v frozen) the weight is computed once and
+reused until g or v change (an ``assign`` or ``load_state_dict`` gives them new graph nodes),
+as ONNX Runtime folds it at load time. A module of either form also accepts the other form's
+keys in ``load_state_dict``.
 """
 from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Optional
 
+from ..tensor.autograd import is_grad_enabled
 from ..tensor.tensor import Tensor
 from .module import Module, Parameter
+
+
+class _NormedWeight:
+    """``v * (g / ||v||)`` for one module weight, cached while g and v stay the same and no
+    gradient is being recorded."""
+
+    def __init__(self, get_g, get_v, dim: Optional[int]):
+        self.get_g, self.get_v, self.dim = get_g, get_v, dim
+        self.cached = None  # (g node, v node, weight)
+
+    def __call__(self) -> Tensor:
+        g, v = self.get_g(), self.get_v()
+        if is_grad_enabled() and (g.requires_grad or v.requires_grad):
+            self.cached = None
+            return v * (g / norm_except_dim(v, self.dim))
+        if self.cached is not None and self.cached[0] is g.node and self.cached[1] is v.node:
+            return self.cached[2]
+        w = v.detach() * (g.detach() / norm_except_dim(v.detach(), self.dim))
+        self.cached = (g.node, v.node, w)
+        return w
 
 
 def norm_except_dim(v: Tensor, dim: Optional[int]) -> Tensor:
@@ -40,8 +64,8 @@ def weight_norm(module: Module, name: str = "weight", dim: Optional[int] = 0) ->
     v = Parameter(w.detach())
     setattr(module, name + "_g", g)
     setattr(module, name + "_v", v)
-    module.__dict__.setdefault("_derived", {})[name] = \
-        lambda: getattr(module, name + "_v") * (getattr(module, name + "_g") / norm_except_dim(getattr(module, name + "_v"), dim))
+    module.__dict__.setdefault("_derived", {})[name] = _NormedWeight(
+        lambda: getattr(module, name + "_g"), lambda: getattr(module, name + "_v"), dim)
     aliases = module.__dict__.setdefault("_key_aliases", {})
     aliases[f"parametrizations.{name}.original0"] = name + "_g"
     aliases[f"parametrizations.{name}.original1"] = name + "_v"
@@ -77,8 +101,8 @@ def _parametrized_weight_norm(module: Module, name: str = "weight", dim: Optiona
     plist.original0 = Parameter(norm_except_dim(w.detach(), dim).realize())
     plist.original1 = Parameter(w.detach())
     holder.add_module(name, plist)
-    module.__dict__.setdefault("_derived", {})[name] = \
-        lambda: plist.original1 * (plist.original0 / norm_except_dim(plist.original1, dim))
+    module.__dict__.setdefault("_derived", {})[name] = _NormedWeight(lambda: plist.original0,
+                                                                    lambda: plist.original1, dim)
     aliases = module.__dict__.setdefault("_key_aliases", {})
     aliases[name + "_g"] = f"parametrizations.{name}.original0"
     aliases[name + "_v"] = f"parametrizations.{name}.original1"
