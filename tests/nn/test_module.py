@@ -139,3 +139,18 @@ def test_parameters_of_one_module_never_share_a_buffer():
         m.load_state_dict(state)
         for k, v in m.state_dict().items():
             np.testing.assert_array_equal(v.numpy(), state[k], err_msg=f"{type(m).__name__}.{k}")
+
+
+def test_weight_norm_reuses_the_weight_only_while_g_and_v_are_unchanged():
+    conv = nn.utils.weight_norm(nn.Conv1d(3, 4, 3))
+    x = ag.tensor(np.random.default_rng(4).standard_normal((1, 3, 9)).astype(np.float32))
+    with ag.no_grad():
+        first = conv(x).numpy()
+        assert conv.weight is conv.weight  # cached while nothing changes
+        np.testing.assert_array_equal(conv(x).numpy(), first)
+        conv.weight_g.assign(conv.weight_g * 2)
+        np.testing.assert_allclose(conv(x).numpy() - conv.bias.numpy()[:, None],
+                                   2 * (first - conv.bias.numpy()[:, None]), rtol=1e-5, atol=1e-6)
+    # with gradients recorded, every access builds a fresh graph that reaches g and v
+    conv(x).sum().backward()
+    assert conv.weight_g.grad is not None and conv.weight_v.grad is not None
