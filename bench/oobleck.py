@@ -56,23 +56,6 @@ REL_TOL = 1e-4       # max |out - ref| / RMS(ref) for audiograd and PyTorch floa
 ORT_REL_TOL = 1e-3   # ONNX Runtime (its own kernels, e.g. Sin); only a sanity check
 
 UNTIE = r"""
-def untie(module):
-    # Workaround, a no-op once fixed: audiograd's nn.SnakeBeta builds alpha and beta from one
-    # init tensor, so they share one buffer and load_state_dict writes both into it. Give every
-    # parameter that shares a buffer with an earlier one its own, before loading.
-    import numpy as np
-    import audiograd as ag
-    seen, n = set(), 0
-    for _, mod in module.named_modules():
-        for name, p in list(mod._parameters.items()):
-            if p is None:
-                continue
-            if id(p.node) in seen:
-                setattr(mod, name, ag.nn.Parameter(np.zeros(p.shape, p.dtype.np), requires_grad=p.requires_grad))
-                n += 1
-            else:
-                seen.add(id(p.node))
-    return n
 """
 
 # ---- child processes ----------------------------------------------------------------------------
@@ -162,7 +145,6 @@ if backend == "audiograd":
     x = np.load(P["inputs"])[P["key"]]
     state = dict(np.load(P["weights"]))
     m = (OobleckEncoder if part == "encoder" else OobleckDecoder)(**P["kwargs"]).to(ag.float32).eval()
-    untied = untie(m)
     m.load_state_dict(state)
     del state
     xt = ag.tensor(x)
@@ -186,7 +168,6 @@ elif backend == "torch":
         m = (ref.OobleckEncoder if part == "encoder" else ref.OobleckDecoder)(**P["kwargs"])
     m.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     m.eval()
-    untied = 0
     del state
     xt = torch.from_numpy(x)
     def run():
@@ -202,7 +183,6 @@ elif backend == "ort":
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sess = ort.InferenceSession(P["onnx"], so, providers=["CPUExecutionProvider"])
-    untied = 0
     def run():
         return sess.run(None, {"x": x})[0]
 else:
@@ -225,7 +205,7 @@ print(json.dumps({
     "times": times, "median_s": sorted(times)[len(times) // 2] if len(times) % 2 else
     (sorted(times)[len(times) // 2 - 1] + sorted(times)[len(times) // 2]) / 2,
     "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_loaded_kb": rss_loaded,
-    "loadavg": os.getloadavg()[0], "shape": list(np.shape(y)), "untied": untied}))
+    "loadavg": os.getloadavg()[0], "shape": list(np.shape(y))}))
 """
 
 # audiograd's decoder at 22 latents from a cold or a warm kernel cache
@@ -264,7 +244,7 @@ err = float(np.max(np.abs(y - ref)) / np.sqrt(np.mean(ref * ref)))
 print(json.dumps({"import_s": t_import - t_script, "load_s": t_loaded - t_import, "first_s": first_s,
                   "first_end_from_script_s": first_end_from_script, "first_end_from_exec_s": first_end_from_exec,
                   "warm_s": sorted(warm)[len(warm) // 2], "compiled": compiled, "loaded": loaded,
-                  "rel_err": err, "loadavg": os.getloadavg()[0], "untied": untied}))
+                  "rel_err": err, "loadavg": os.getloadavg()[0]}))
 """
 
 
@@ -471,12 +451,6 @@ def main():
         f"{max(r[f'{b}_loadavg'] for r in rows for b in BACKENDS):.2f} on {os.cpu_count()} cores "
         f"(other processes share the machine); whole benchmark {total_s / 60:.1f} min",
     ]
-    untied = max([r["untied"] for r in colds + warms] + [r["untied"] for r in results.values()])
-    if untied:
-        notes.insert(0, f"WORKAROUND for an audiograd bug: {untied} parameters of audiograd's model shared a buffer "
-                        "with another (nn.SnakeBeta creates alpha and beta from one init tensor, so loading a "
-                        "state dict leaves both holding the same values, alpha's); the benchmark gave each its own "
-                        "Parameter before load_state_dict. Without it the decoder output is wrong (max|err|/RMS ~2)")
     title = "Oobleck VAE (Stable Audio Open 1.0), CPU, float32, batch 1"
     if args.json:
         print(json.dumps({"benchmark": title, "rows": rows, "startup_rows": startup_rows,
