@@ -55,9 +55,6 @@ BACKENDS = ["audiograd", "torch", "ort"]
 REL_TOL = 1e-4       # max |out - ref| / RMS(ref) for audiograd and PyTorch float32
 ORT_REL_TOL = 1e-3   # ONNX Runtime (its own kernels, e.g. Sin); only a sanity check
 
-UNTIE = r"""
-"""
-
 # ---- child processes ----------------------------------------------------------------------------
 # Every child reads its parameters from the OOBLECK_BENCH environment variable (JSON) and
 # prints one JSON line last.
@@ -83,7 +80,7 @@ def rss_kb():
                 return int(line.split()[1])
 
 P = json.loads(os.environ["OOBLECK_BENCH"])
-""" + UNTIE
+"""
 
 # builds the stable-audio-tools reference (float64), saves float32 weights, inputs, float64
 # reference outputs and the ONNX exports
@@ -219,7 +216,6 @@ assert str(ag.config.cache_dir) == os.environ["AUDIOGRAD_CACHE_DIR"], ag.config.
 x = np.load(P["inputs"])[P["key"]]
 state = dict(np.load(P["weights"]))
 m = OobleckDecoder(**P["kwargs"]).to(ag.float32).eval()
-untied = untie(m)
 m.load_state_dict(state)
 del state
 xt = ag.tensor(x)
