@@ -110,3 +110,4 @@ def _parametrized_weight_norm(module: Module, name: str = "weight", dim: Optiona
 
 
 parametrizations = SimpleNamespace(weight_norm=_parametrized_weight_norm)
+from ..optim.clip import clip_grad_norm_  # noqa: E402,F401
