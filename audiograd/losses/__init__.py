@@ -7,6 +7,8 @@ autograd.
 from .functional import (binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, l1_loss,
                          mse_loss)
 from .modules import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss
+from .stft import MultiResolutionSTFTLoss, STFTLoss, SumAndDifferenceSTFTLoss
 
 __all__ = ["mse_loss", "l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
-           "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss"]
+           "MSELoss", "L1Loss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
+           "STFTLoss", "MultiResolutionSTFTLoss", "SumAndDifferenceSTFTLoss"]
