@@ -7,35 +7,17 @@ audiograd run end to end is reported next to it.
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..models.oobleck import pretransform_config
 from .sat_import import INSTALL_HINT, ReferenceUnavailable, load_reference
 
 _BLOCKS = ("EncoderBlock", "DecoderBlock")
-
-
-def pretransform_config(config=None) -> dict:
-    """SAO's ``pretransform.config`` from a path or dict (that part, or a whole model_config.json)."""
-    from ..models.oobleck import SAO_CONFIG
-    if config is None:
-        return SAO_CONFIG
-    if isinstance(config, (str, Path)):
-        with open(config) as f:
-            config = json.load(f)
-    if "model" in config and "pretransform" in config["model"]:
-        config = config["model"]["pretransform"]["config"]
-    elif "pretransform" in config:
-        config = config["pretransform"]["config"]
-    if "encoder" not in config and "decoder" not in config:
-        raise ValueError("config has no encoder/decoder: expected SAO's pretransform config or model_config.json")
-    return config
 
 
 def randomize_reference(module, seed: int = 0) -> None:

@@ -167,8 +167,9 @@ class VAEBottleneck(nn.Module):
         return z
 
 
-def _pretransform_config(config) -> dict:
-    """Accept SAO's pretransform config, the `model` part of model_config.json, or the whole file."""
+def pretransform_config(config=None) -> dict:
+    """SAO's ``pretransform.config`` from a dict or JSON path holding that part, the ``model``
+    part of model_config.json or the whole file (default: SAO 1.0)."""
     if config is None:
         return SAO_CONFIG
     if isinstance(config, (str, Path)):
@@ -180,6 +181,8 @@ def _pretransform_config(config) -> dict:
         config.setdefault("sample_rate", outer.get("sample_rate", 44100))
     elif "pretransform" in config:
         config = dict(config["pretransform"]["config"])
+    if "encoder" not in config and "decoder" not in config:
+        raise ValueError("config has no encoder/decoder: expected SAO's pretransform config or model_config.json")
     return config
 
 
@@ -188,7 +191,7 @@ class OobleckVAE(nn.Module):
 
     def __init__(self, config: Union[dict, str, Path, None] = None):
         super().__init__()
-        cfg = _pretransform_config(config)
+        cfg = pretransform_config(config)
         for part in ("encoder", "decoder"):
             if cfg.get(part, {}).get("type", "oobleck") != "oobleck":
                 raise NotImplementedError(f"{part} type {cfg[part].get('type')!r} is not supported (only 'oobleck')")
