@@ -1,0 +1,72 @@
+"""Training checkpoints in one safetensors file: model weights, optimizer state, and extras.
+
+Tensors are stored under ``model.<key>`` and ``optim.<param index>.<name>``; everything that
+is not an array (hyperparameters, step counters, the caller's ``extra`` dict) goes into the
+file's JSON metadata. The file is written to a temporary name and renamed, so an interrupted
+save never leaves a half-written checkpoint in place of a good one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from ..models.checkpoint import load_state
+
+
+def _split_optimizer(state: Dict[str, Any]):
+    arrays, scalars = {}, {}
+    for index, entries in state["state"].items():
+        for name, value in entries.items():
+            if isinstance(value, np.ndarray) and value.ndim:
+                arrays[f"optim.{index}.{name}"] = value
+            else:  # step counters and other scalars travel in the metadata
+                scalars.setdefault(str(index), {})[name] = value.item() if isinstance(value, np.ndarray) else value
+    return arrays, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def save_checkpoint(path, model, optimizer=None, extra: Optional[Dict[str, Any]] = None) -> None:
+    """Save ``model`` (and ``optimizer``, and a JSON-serializable ``extra`` dict) atomically."""
+    from safetensors.numpy import save_file
+    tensors = {f"model.{k}": np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
+    meta: Dict[str, Any] = {"extra": extra or {}}
+    if optimizer is not None:
+        arrays, meta["optimizer"] = _split_optimizer(optimizer.state_dict())
+        tensors.update({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"audiograd": json.dumps(meta)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path, model, optimizer=None) -> Dict[str, Any]:
+    """Restore ``model`` (strictly) and ``optimizer`` from ``path``; returns the saved ``extra``."""
+    from safetensors import safe_open
+    with safe_open(str(path), framework="numpy") as f:
+        meta = json.loads((f.metadata() or {}).get("audiograd", "null") or "null")
+    if meta is None:
+        raise ValueError(f"{path}: not an audiograd training checkpoint (no audiograd metadata)")
+    tensors = load_state(path)
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise ValueError(f"{path}: checkpoint holds no optimizer state")
+        state: Dict[int, Dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value
+        for index, entries in meta["optimizer"]["scalars"].items():
+            state.setdefault(int(index), {}).update(entries)
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    return meta["extra"]
