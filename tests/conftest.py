@@ -1,7 +1,11 @@
 import os
+import sys
 import tempfile
 
 import pytest
+
+# shared test helpers (oobleck_configs, ...) import by name from any test folder
+sys.path.insert(0, os.path.dirname(__file__))
 
 # every test session compiles into its own cache unless one is named explicitly
 if "AUDIOGRAD_CACHE_DIR" not in os.environ:

@@ -14,17 +14,10 @@ from audiograd.audio import atomic_output, match_channels, read_audio, resample,
 from audiograd.cli.main import main
 from audiograd.models.chunked import decode_chunked, encode_chunked
 from audiograd.models.oobleck import OobleckVAE
+from oobleck_configs import TINY
 
 RATE, RATIO, DIM = 44100, 8, 8
 LENGTH = 1602  # 200 latents: the shapes of tests/models/test_chunked.py, so kernels are shared
-TINY = {
-    "encoder": {"type": "oobleck", "config": {"in_channels": 2, "channels": 8, "c_mults": [1, 2],
-                                              "strides": [2, 4], "latent_dim": 16, "use_snake": True}},
-    "decoder": {"type": "oobleck", "config": {"out_channels": 2, "channels": 8, "c_mults": [1, 2],
-                                              "strides": [2, 4], "latent_dim": 8, "use_snake": True,
-                                              "final_tanh": False}},
-    "bottleneck": {"type": "vae"}, "latent_dim": DIM, "downsampling_ratio": RATIO, "io_channels": 2,
-}
 CHUNK = ["--chunk", "32"]
 
 

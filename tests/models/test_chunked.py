@@ -7,19 +7,11 @@ import pytest
 import audiograd
 from audiograd.models.chunked import decode_chunked, encode_chunked, receptive_field
 from audiograd.models.oobleck import SAO_CONFIG, OobleckVAE
+from oobleck_configs import TINY
 
 # the bound documented in audiograd/models/chunked.py (measured: 5e-7 encoder, 3e-7 decoder)
 REL_BOUND = 1e-5
 
-TINY = {
-    "encoder": {"type": "oobleck", "config": {"in_channels": 2, "channels": 8, "c_mults": [1, 2],
-                                              "strides": [2, 4], "latent_dim": 16, "use_snake": True}},
-    "decoder": {"type": "oobleck", "config": {"out_channels": 2, "channels": 8, "c_mults": [1, 2],
-                                              "strides": [2, 4], "latent_dim": 8, "use_snake": True,
-                                              "final_tanh": False}},
-    "bottleneck": {"type": "vae"}, "latent_dim": 8, "downsampling_ratio": 8, "io_channels": 2,
-    "sample_rate": 44100,
-}
 LENGTH = 1602  # 200 latents and 2 trailing samples
 CHUNK = 32     # latents per chunk: 7 chunks
 # Every new tensor length compiles new kernels (seconds), so the tests reuse a few lengths:
