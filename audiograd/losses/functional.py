@@ -64,7 +64,7 @@ def _pointwise_operands(op: str, input, target):
                              f"cannot be broadcast together") from None
         warnings.warn(f"{op}: using a target size {tuple(target.shape)} that is different to the input size "
                       f"{tuple(input.shape)}; this will likely lead to incorrect results due to broadcasting. "
-                      f"Please ensure they have the same size.", UserWarning, stacklevel=3)
+                      f"Please ensure they have the same size.", UserWarning, stacklevel=4)
     return input, target
 
 
@@ -82,6 +82,14 @@ def _weighted_reduce(op: str, loss: Tensor, input: Tensor, weight, reduction: st
     return _reduce(loss, reduction)
 
 
+def _pointwise_loss(op: str, error, input, target, size_average, reduce, reduction, weight) -> Tensor:
+    """``error(input - target)`` elementwise, optionally weighted, then reduced (mse and l1)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    input, target = _pointwise_operands(op, input, target)
+    return _weighted_reduce(op, error(input - target), input, weight, reduction)
+
+
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
              weight: Optional[Tensor] = None) -> Tensor:
     """Squared error ``(input - target) ** 2``, optionally times ``weight``, then reduced.
@@ -90,12 +98,7 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, redu
     ``sum(weight * err) / sum(weight)``, as in PyTorch. Differing input/target shapes broadcast with a warning,
     as in PyTorch; shapes that cannot broadcast raise ShapeError.
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction("mse_loss", reduction)
-    input, target = _pointwise_operands("mse_loss", input, target)
-    d = input - target
-    loss = d * d
-    return _weighted_reduce("mse_loss", loss, input, weight, reduction)
+    return _pointwise_loss("mse_loss", lambda d: d * d, input, target, size_average, reduce, reduction, weight)
 
 
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
@@ -106,11 +109,7 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduc
     ``sum(weight * err) / sum(weight)``, as in PyTorch. Differing input/target shapes broadcast with a warning,
     as in PyTorch; shapes that cannot broadcast raise ShapeError.
     """
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction("l1_loss", reduction)
-    input, target = _pointwise_operands("l1_loss", input, target)
-    loss = (input - target).abs()
-    return _weighted_reduce("l1_loss", loss, input, weight, reduction)
+    return _pointwise_loss("l1_loss", lambda d: d.abs(), input, target, size_average, reduce, reduction, weight)
 
 
 def _same_shape(op: str, input: Tensor, target: Tensor) -> None:
