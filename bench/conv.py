@@ -172,6 +172,26 @@ def main():
                     note="cold minus warm run in the same child"))
     del x, w, xt, wt, ref
 
+    def measure(name, build_ag, build_t, leaves, g_np, fwd_note, bwd_note=None, grad_checks=()):
+        """Check both libraries against float64 PyTorch, then time forward (and forward+backward)."""
+        ref, ref_grads = torch_ref64(torch, build_t, leaves, g_np, bwd_note is not None)
+        ag_leaves = [ag.tensor(a) for a in leaves]
+        t_leaves = [torch.from_numpy(a) for a in leaves]
+        ag_fn = lambda: build_ag(*ag_leaves).realize()
+        t_fn = lambda: build_t(*t_leaves)
+        check_close(f"audiograd {name}", ag_fn().numpy(), ref, **tol(ref))
+        check_close(f"torch {name}", t_fn().numpy(), ref, **tol(ref))
+        time_pair(name + ": fwd", ag_fn, t_fn, reps, note=fwd_note)
+        if bwd_note is None:
+            return
+        ag_fb, t_fb, agl, tl = fwd_bwd_fns(ag, torch, build_ag, build_t, leaves, g_np)
+        ag_fb()
+        for what, i in grad_checks:
+            check_close(f"audiograd {name} grad {what}", agl[i].grad.numpy(), ref_grads[i], **tol(ref_grads[i]))
+        t_fb()
+        check_close(f"torch {name} grad x", tl[0].grad.numpy(), ref_grads[0], **tol(ref_grads[0]))
+        time_pair(name + ": fwd+bwd", ag_fb, t_fb, reps_fb, note=bwd_note)
+
     # 2./3. plain convs -------------------------------------------------------------------------
     for name, xs, ws, pad, dil, with_bwd in CONVS:
         rng = np.random.default_rng(1)
@@ -182,25 +202,9 @@ def main():
         kw = dict(padding=pad, dilation=dil)
         build_ag = lambda x, w, b: F.conv1d(x, w, b, **kw)
         build_t = lambda x, w, b: TF.conv1d(x, w, b, **kw)
-        leaves = [x_np, w_np, b_np]
-        ref, ref_grads = torch_ref64(torch, build_t, leaves, g_np, with_bwd)
-        ag_leaves = [ag.tensor(a) for a in leaves]
-        t_leaves = [torch.from_numpy(a) for a in leaves]
-        ag_fn = lambda: build_ag(*ag_leaves).realize()
-        t_fn = lambda: build_t(*t_leaves)
-        check_close(f"audiograd {name}", ag_fn().numpy(), ref, **tol(ref))
-        check_close(f"torch {name}", t_fn().numpy(), ref, **tol(ref))
-        time_pair(name + ": fwd", ag_fn, t_fn, reps, note="with bias")
-        if with_bwd:
-            ag_fb, t_fb, agl, tl = fwd_bwd_fns(ag, torch, build_ag, build_t, leaves, g_np)
-            ag_fb()
-            for what, i in (("x", 0), ("weight", 1)):
-                check_close(f"audiograd {name} grad {what}", agl[i].grad.numpy(), ref_grads[i], **tol(ref_grads[i]))
-            t_fb()
-            check_close(f"torch {name} grad x", tl[0].grad.numpy(), ref_grads[0], **tol(ref_grads[0]))
-            time_pair(name + ": fwd+bwd", ag_fb, t_fb, reps_fb, note="grads of x, w, b")
-            del agl, tl
-        del ag_leaves, t_leaves, ref, ref_grads
+        grads = (("x", 0), ("weight", 1)) if with_bwd else ()
+        measure(name, build_ag, build_t, [x_np, w_np, b_np], g_np, "with bias",
+                "grads of x, w, b" if with_bwd else None, grads)
 
     # 4. Oobleck residual unit --------------------------------------------------------------------
     for d in RES_DILATIONS:
@@ -229,23 +233,9 @@ def main():
             h = snake_t(h, a2, b2)
             return x + TF.conv1d(h, w2, c2)
 
-        name = f"residual unit C={C} T={T} d={d}"
-        ref, ref_grads = torch_ref64(torch, build_t, leaves, g_np, True)
-        ag_leaves = [ag.tensor(a) for a in leaves]
-        t_leaves = [torch.from_numpy(a) for a in leaves]
-        ag_fn = lambda: build_ag(*ag_leaves).realize()
-        t_fn = lambda: build_t(*t_leaves)
-        check_close(f"audiograd {name}", ag_fn().numpy(), ref, **tol(ref))
-        check_close(f"torch {name}", t_fn().numpy(), ref, **tol(ref))
-        time_pair(name + ": fwd", ag_fn, t_fn, reps, note="snake_beta, conv7, snake_beta, conv1x1, + x")
-        ag_fb, t_fb, agl, tl = fwd_bwd_fns(ag, torch, build_ag, build_t, leaves, g_np)
-        ag_fb()
-        for what, i in (("x", 0), ("alpha1", 1), ("beta1", 2), ("w1 (conv7)", 3), ("alpha2", 5), ("w2 (1x1)", 7)):
-            check_close(f"audiograd {name} grad {what}", agl[i].grad.numpy(), ref_grads[i], **tol(ref_grads[i]))
-        t_fb()
-        check_close(f"torch {name} grad x", tl[0].grad.numpy(), ref_grads[0], **tol(ref_grads[0]))
-        time_pair(name + ": fwd+bwd", ag_fb, t_fb, reps_fb, note="grads of all 9 leaves")
-        del agl, tl, ag_leaves, t_leaves, ref, ref_grads
+        measure(f"residual unit C={C} T={T} d={d}", build_ag, build_t, leaves, g_np,
+                "snake_beta, conv7, snake_beta, conv1x1, + x", "grads of all 9 leaves",
+                (("x", 0), ("alpha1", 1), ("beta1", 2), ("w1 (conv7)", 3), ("alpha2", 5), ("w2 (1x1)", 7)))
 
     notes += [f"medians after 2 warm-ups ({reps} runs forward, {reps_fb} forward+backward); "
               f"audiograd threads = {ag.config.num_threads}, torch threads = 2; float32",
