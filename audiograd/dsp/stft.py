@@ -1,10 +1,12 @@
-"""Short-time Fourier transform as tensor ops, matching ``torch.stft``.
+"""Short-time Fourier transform and its inverse as tensor ops, matching ``torch.stft`` and
+``torch.istft``.
 
-The signal is padded (reflect by default), cut into frames with the ``unfold`` view, and
-every frame is multiplied by one precomputed matrix holding the windowed DFT (cosine and
-sine columns side by side). Gradients come from autograd through pad, unfold and matmul.
-
-This is a direct DFT as a matmul (O(n_fft^2) per frame), not an FFT.
+The signal is padded (reflect by default), cut into frames with the ``unfold`` view and
+windowed; the frames are transformed by the batched real FFT of ``dsp.fft`` (power-of-two
+``n_fft``) or, for other lengths, multiplied by one precomputed matrix holding the windowed
+DFT. ``istft`` inverts the frames, windows them again and overlap-adds them with ``fold``.
+Gradients come from autograd through every step, so contributions of overlapping frames and
+of all bins are summed exactly.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .. import dtypes as dt
-from ..tensor.movement import pad as _pad
+from ..tensor.movement import cat, fold, pad as _pad, stack
 from ..tensor.tensor import Tensor
+from .fft import fft_supported, irfft_frames, rfft_frames
 
 
 def hann_window(window_length: int, periodic: bool = True, dtype=None) -> Tensor:
@@ -106,13 +109,80 @@ def stft(x: Tensor, n_fft: int, hop_length: Optional[int] = None, win_length: Op
             raise ValueError(f"stft: window must be 1-D of length win_length={win_length}, got {tuple(window.shape)}")
         w = _pad(window.to(dtype=x.dtype), [left, n_fft - win_length - left])
         frames = frames * w
-        window_bytes = None
+        w_np = None
     else:
-        w = np.zeros(n_fft)
-        w[left:left + win_length] = _window_array(window, win_length)
-        window_bytes = None if window is None and win_length == n_fft else w.tobytes()
+        w_np = np.zeros(n_fft)
+        w_np[left:left + win_length] = _window_array(window, win_length)
+        if window is None and win_length == n_fft:
+            w_np = None
 
-    m = _dft_matrix(n_fft, bool(onesided), bool(normalized), window_bytes, x.dtype.name)
+    if fft_supported(n_fft):
+        if w_np is not None:
+            frames = frames * Tensor(w_np, dtype=x.dtype)
+        spec = rfft_frames(frames.transpose(-1, -2))  # (..., 2, n_fft // 2 + 1, n_frames)
+        if normalized:
+            spec = spec * (n_fft ** -0.5)
+        re, im = spec[..., 0, :, :], spec[..., 1, :, :]
+        if not onesided:  # the rest of the spectrum of a real signal mirrors the first half
+            half = n_fft // 2
+            re = cat([re, re[..., 1:half, :].flip(-2)], -2)
+            im = cat([im, -im[..., 1:half, :].flip(-2)], -2)
+        return re, im
+
+    m = _dft_matrix(n_fft, bool(onesided), bool(normalized), None if w_np is None else w_np.tobytes(), x.dtype.name)
     spec = frames.matmul(Tensor(m, dtype=x.dtype)).transpose(-1, -2)  # (..., 2 * n_freq, n_frames)
     n_freq = m.shape[1] // 2
     return spec[..., :n_freq, :], spec[..., n_freq:, :]
+
+
+def istft(real: Tensor, imag: Tensor, n_fft: int, hop_length: Optional[int] = None,
+          win_length: Optional[int] = None, window=None, center: bool = True, normalized: bool = False,
+          onesided: bool = True, length: Optional[int] = None) -> Tensor:
+    """Inverse of ``stft`` like ``torch.istft``: ``real`` and ``imag`` shaped (..., n_freq, n_frames)
+    become a signal (..., samples).
+
+    Each frame is inverted, windowed and overlap-added, and the sum is divided by the
+    overlap-added squared window (an error if that is zero somewhere, as in PyTorch). With
+    ``center`` the ``n_fft // 2`` padding samples are dropped from both ends; ``length`` trims
+    or zero-pads the result. ``n_fft`` must be a power of two >= 4 and the spectrum onesided.
+    """
+    n_fft = int(n_fft)
+    hop_length = n_fft // 4 if hop_length is None else int(hop_length)
+    win_length = n_fft if win_length is None else int(win_length)
+    if not onesided:
+        raise ValueError("istft: only onesided spectra (n_fft // 2 + 1 bins) are supported")
+    if not fft_supported(n_fft):
+        raise ValueError(f"istft: n_fft must be a power of two >= 4, got {n_fft}")
+    if not 0 < win_length <= n_fft or hop_length < 1:
+        raise ValueError(f"istft: expected 0 < win_length <= n_fft and hop_length > 0, got "
+                         f"win_length={win_length}, n_fft={n_fft}, hop_length={hop_length}")
+    if tuple(real.shape) != tuple(imag.shape):
+        raise ValueError(f"istft: real and imag shapes differ: {tuple(real.shape)} vs {tuple(imag.shape)}")
+    if real.ndim < 2 or real.shape[-2] != n_fft // 2 + 1:
+        raise ValueError(f"istft: expected (..., {n_fft // 2 + 1}, n_frames) for n_fft={n_fft}, "
+                         f"got {tuple(real.shape)}")
+    n_frames = real.shape[-1]
+    left = (n_fft - win_length) // 2
+    w_np = np.zeros(n_fft)
+    w_np[left:left + win_length] = _window_array(window, win_length)
+
+    frames = irfft_frames(stack([real, imag], -3), n_fft)  # (..., n_fft, n_frames)
+    if normalized:
+        frames = frames * (n_fft ** 0.5)
+    total = n_fft + hop_length * (n_frames - 1)
+    y = fold(frames.transpose(-1, -2) * Tensor(w_np, dtype=frames.dtype), -1, total, hop_length)
+
+    envelope = np.zeros(total)
+    for j in range(n_frames):
+        envelope[j * hop_length:j * hop_length + n_fft] += w_np * w_np
+    start = n_fft // 2 if center else 0
+    end = total - n_fft // 2 if center else total
+    if length is not None:
+        end = min(end, start + int(length))
+    if end > start and np.abs(envelope[start:end]).min() < 1e-11:
+        raise ValueError("istft: the window's overlap-add is zero somewhere (window, hop_length and "
+                         "win_length do not satisfy the NOLA condition)")
+    y = y[..., start:end] / Tensor(envelope[start:end], dtype=y.dtype)
+    if length is not None and y.shape[-1] < length:
+        y = _pad(y, [0, int(length) - y.shape[-1]])
+    return y

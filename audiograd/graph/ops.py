@@ -14,7 +14,7 @@ TRANSCENDENTAL = frozenset({"exp", "log", "log1p", "sin", "cos", "sqrt", "tanh",
 
 REDUCE = frozenset({"sum", "max"})
 # ops run by a library routine or a hand-written template rather than a fused loop nest
-LIBRARY = frozenset({"matmul", "cumsum", "conv_rows"})
+LIBRARY = frozenset({"matmul", "cumsum", "conv_rows", "rfft", "rfft_adjoint"})
 # ops that only name data: a realized buffer, or a scalar constant broadcast by a view
 SOURCE = frozenset({"buffer", "const"})
 # "view" (movement), "contiguous" (forces a buffer), "assign" (in-place write)

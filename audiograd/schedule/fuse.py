@@ -9,6 +9,7 @@ Rules (see docs/architecture.md):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set
 
@@ -195,10 +196,12 @@ def _prepare_library_inputs(g: _Graph) -> bool:
     first; templates read contiguous buffers, so any view does."""
     changed = False
     for node in g.nodes.values():
-        if node.realized or node.op not in ("matmul", "conv_rows"):
+        if node.realized or node.op not in ("matmul", "conv_rows", "rfft", "rfft_adjoint"):
             continue
         if node.op == "matmul":
             needs_copy = lambda s: (s.is_view and s.view.mask is not None) or s.base.op == "const"
+        elif node.op in ("rfft", "rfft_adjoint"):
+            needs_copy = lambda s: s.is_view or s.base.op == "const"
         else:  # the weight (first) may be any unmasked view; the rest must be plain buffers
             needs_copy = lambda s: (s.is_view and (s is not node.srcs[0] or s.view.mask is not None)) \
                 or s.base.op == "const"
@@ -244,6 +247,8 @@ def _steps_for(node: LazyNode, forced: Set[int]):
         return [MatmulStep(node, node.srcs[0], node.srcs[1])]
     if node.op == "conv_rows":
         return [_conv_rows_step(node)]
+    if node.op in ("rfft", "rfft_adjoint"):
+        return [_fft_step(node)]
     step = _kernel_for(node, forced)
     if node.op == "assign" and step.kernel.inplace and not _safe_inplace(step, node.srcs[0]):
         tmp = contiguous(node.srcs[1], copy=True)
@@ -265,3 +270,16 @@ def _conv_rows_step(node: LazyNode) -> TemplateStep:
     src = render_conv(name, n, g, c, k, o, t, x.shape[2], offsets, a_view.strides, a_view.offset,
                       len(node.srcs) > 2, config.num_threads)
     return TemplateStep(node, [a_base] + list(node.srcs[1:]), name, src)
+
+
+def _fft_step(node: LazyNode) -> TemplateStep:
+    from ..codegen.fft_template import render_fft
+    from ..config import config
+    (x,) = node.srcs
+    adjoint = node.op == "rfft_adjoint"
+    n_fft = node.arg
+    frames = node.shape[-1]
+    batch = math.prod(node.shape[:-2] if adjoint else node.shape[:-3])
+    name = f"{'irfft_t' if adjoint else 'rfft'}_{batch}_{n_fft}_{frames}_{node.dtype.ctype[0]}"
+    src = render_fft(name, adjoint, n_fft, batch, frames, node.dtype.ctype, config.num_threads)
+    return TemplateStep(node, [x], name, src)
