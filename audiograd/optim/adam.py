@@ -1,12 +1,31 @@
-"""Adam and AdamW with PyTorch's update rules (bias corrections, eps after the square root)."""
+"""Adam and AdamW with PyTorch's update rules (bias corrections, eps after the square root).
+
+Parameters held in plain float buffers (all of them, in practice) are updated by one fused
+multi-tensor kernel per group (``codegen.optim_template``); any other parameter (a strided
+view, an empty tensor) by the same rules written as tensor ops.
+"""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..tensor.tensor import Tensor
+from .. import dtypes as dt
+from ..codegen.optim_template import render_adam
+from ..config import config
+from ..schedule.program import Program
+from ..tensor.tensor import Tensor, realize_all
 from .optimizer import Optimizer, scalar_tensor
+
+
+def _plain_buffer(t: Tensor) -> Optional[np.ndarray]:
+    """``t``'s own C-contiguous buffer, if its values are exactly that buffer."""
+    t.realize()
+    node = t.node
+    if node.is_view or node.base.buffer is None:
+        return None
+    buf = node.base.buffer
+    return buf if buf.flags.c_contiguous and buf.shape == tuple(t.shape) else None
 
 
 class Adam(Optimizer):
@@ -24,17 +43,63 @@ class Adam(Optimizer):
                              f"weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
+        self._sources: Dict[tuple, tuple] = {}   # fused kernel (name, source) per group layout
 
-    def _update(self, p: Tensor, grad: Tensor, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:
-        beta1, beta2 = group["betas"]
-        wd, eps = group["weight_decay"], group["eps"]
+    def _state(self, p: Tensor, amsgrad: bool) -> Dict[str, Any]:
         st = self.state.setdefault(p, {})
         if not st:
             st["step"] = scalar_tensor(0.0)
             st["exp_avg"] = Tensor(np.zeros(p.shape, p.dtype.np), dtype=p.dtype).realize()
             st["exp_avg_sq"] = Tensor(np.zeros(p.shape, p.dtype.np), dtype=p.dtype).realize()
-        if group["amsgrad"] and st.get("max_exp_avg_sq") is None:
+        if amsgrad and st.get("max_exp_avg_sq") is None:
             st["max_exp_avg_sq"] = Tensor(np.zeros(p.shape, p.dtype.np), dtype=p.dtype).realize()
+        return st
+
+    def _step_group(self, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:
+        params = [p for p in group["params"] if p.grad is not None]
+        realize_all([p.grad for p in params])
+        fused: Dict[str, list] = {}
+        outs: List[Tensor] = []
+        for p in params:
+            pbuf = _plain_buffer(p) if p.dtype in (dt.float32, dt.float64) and p.numel() else None
+            if pbuf is None:
+                outs.extend(self._update(p, p.grad.detach(), group, lr))
+                continue
+            g = p.grad.detach()
+            if g.dtype != p.dtype or tuple(g.shape) != tuple(p.shape):
+                g = g.to(p.dtype).expand(*p.shape)
+            gbuf = _plain_buffer(g)
+            if gbuf is None:
+                gbuf = _plain_buffer(g.contiguous())
+            st = self._state(p, group["amsgrad"])
+            bufs = [pbuf, gbuf, st["exp_avg"].node.base.buffer, st["exp_avg_sq"].node.base.buffer]
+            if group["amsgrad"]:
+                bufs.append(st["max_exp_avg_sq"].node.base.buffer)
+            bufs.append(st["step"].node.base.buffer)
+            fused.setdefault(p.dtype.ctype, []).append(bufs)
+        for ctype, per_param in fused.items():
+            name, source = self._kernel_source(group, ctype, tuple(b[0].size for b in per_param))
+            prog = Program.from_kernel(name, source, len(per_param) * len(per_param[0]) + 1)
+            prog.record_and_run([b for bufs in per_param for b in bufs] + [lr.node.base.buffer])
+        return outs
+
+    def _kernel_source(self, group: Dict[str, Any], ctype: str, sizes: tuple):
+        beta1, beta2 = group["betas"]
+        key = (ctype, sizes, float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]),
+               bool(group["amsgrad"]), bool(group["maximize"]))
+        cache = self._sources
+        if key not in cache:
+            name = f"adam_step_{ctype}_{len(sizes)}"
+            cache[key] = name, render_adam(name, ctype, sizes, beta1=beta1, beta2=beta2, eps=group["eps"],
+                                           weight_decay=group["weight_decay"], decoupled=self._decoupled,
+                                           amsgrad=group["amsgrad"], maximize=group["maximize"],
+                                           nthreads=config.num_threads)
+        return cache[key]
+
+    def _update(self, p: Tensor, grad: Tensor, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:
+        beta1, beta2 = group["betas"]
+        wd, eps = group["weight_decay"], group["eps"]
+        st = self._state(p, group["amsgrad"])
         step, m, v = st["step"], st["exp_avg"], st["exp_avg_sq"]
         g = -grad if group["maximize"] else grad
         old_p = p

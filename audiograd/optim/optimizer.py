@@ -104,12 +104,17 @@ class Optimizer:
         from ..tensor.autograd import no_grad
         with no_grad():
             for gi, group in enumerate(self.param_groups):
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    outs.extend(self._update(p, p.grad.detach(), group, self._lr[gi]))
+                outs.extend(self._step_group(group, self._lr[gi]))
         realize_all(outs)
         return loss
+
+    def _step_group(self, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:
+        """Update one group's parameters that have gradients; return lazy results to realize."""
+        outs: List[Tensor] = []
+        for p in group["params"]:
+            if p.grad is not None:
+                outs.extend(self._update(p, p.grad.detach(), group, lr))
+        return outs
 
     def _update(self, p: Tensor, grad: Tensor, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:
         """Build the lazy in-place updates of one parameter; return the tensors to realize."""

@@ -66,6 +66,21 @@ class Program:
         for (i, _, _), fn in zip(sources, fns):
             self.calls[i].fn = fn
 
+    @classmethod
+    def from_kernel(cls, name: str, source: str, n_buffers: int) -> "Program":
+        """A program of one hand-written kernel over ``n_buffers`` caller-provided buffers, for
+        work that is not a lazy graph (a fused optimizer step): ``run`` it, or ``record`` it."""
+        prog = cls.__new__(cls)
+        prog.nodes, prog.slot, prog.members, prog.meta = [], {}, {}, [None] * n_buffers
+        prog.calls = [Call("kernel", list(range(n_buffers)), name, compiler.get_many([(name, source)])[0])]
+        return prog
+
+    def record_and_run(self, bufs: List[np.ndarray]) -> None:
+        """Run over ``bufs``; inside a ``jit`` capture, also record the run so replays repeat it."""
+        if Recorder.active is not None:
+            Recorder.active.runs.append((self, list(bufs)))
+        self.run(bufs)
+
     def _slot(self, node: LazyNode, alias: Optional[LazyNode] = None) -> int:
         """The slot of ``node``; an assign shares the slot of the buffer it writes (``alias``)."""
         self.members[node.id] = node

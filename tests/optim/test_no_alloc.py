@@ -1,4 +1,4 @@
-"""After the first step, optimizer steps compile nothing new, and captured steps allocate nothing."""
+"""After the first step, optimizer steps compile and allocate nothing new, eager or captured."""
 import numpy as np
 import pytest
 
@@ -47,13 +47,13 @@ def test_eager_steps_compile_once(name):
         p.grad = ag.tensor(rng.standard_normal(p.shape).astype(np.float32))
     opt.step()
     sched.step()
-    compiled, loaded = stats.compiled, stats.loaded
+    counters = (pool.hits, pool.misses, stats.compiled, stats.loaded)
     bufs = [p.node.base.buffer for p in ps]
     ptrs = _ptrs(ps, opt)
     for _ in range(5):
         opt.step()
         sched.step()
-    assert (stats.compiled, stats.loaded) == (compiled, loaded)
+    assert (pool.hits, pool.misses, stats.compiled, stats.loaded) == counters
     assert all(p.node.base.buffer is b for p, b in zip(ps, bufs))
     assert _ptrs(ps, opt) == ptrs
     # a whole eager training step also compiles nothing new after the first one
@@ -105,3 +105,20 @@ def test_jit_replays_allocate_nothing_and_match_eager(name):
     np.testing.assert_allclose(losses_j, losses_e, rtol=1e-5)
     for a, b in zip(ps_j, ps_e):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_adam_step_is_one_fused_kernel(name, monkeypatch):
+    """Every parameter of a group is updated by a single kernel call per step."""
+    from audiograd.schedule.program import Program
+    ps = [Parameter(ag.tensor(w)) for w in W0]
+    opt = OPTS[name](ps)
+    for p in ps:
+        p.grad = ag.tensor(rng.standard_normal(p.shape).astype(np.float32))
+    opt.step()
+    runs = []
+    real_run = Program.run
+    monkeypatch.setattr(Program, "run", lambda self, bufs, **kw: (runs.append(len(self.calls)),
+                                                                   real_run(self, bufs, **kw)))
+    opt.step()
+    assert runs == [1]

@@ -67,6 +67,8 @@ CASES = {
     "adam_wd": (lambda p: Adam(p, lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1),
                 lambda p: torch.optim.Adam(p, lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
                                            foreach=False)),
+    "adam_maximize": (lambda p: Adam(p, lr=1e-2, maximize=True, weight_decay=0.05),
+                      lambda p: torch.optim.Adam(p, lr=1e-2, maximize=True, weight_decay=0.05, foreach=False)),
     "adamw": (lambda p: AdamW(p, lr=1e-2), lambda p: torch.optim.AdamW(p, lr=1e-2, foreach=False)),
     "adamw_amsgrad": (lambda p: AdamW(p, lr=1e-2, weight_decay=0.1, amsgrad=True),
                       lambda p: torch.optim.AdamW(p, lr=1e-2, weight_decay=0.1, amsgrad=True, foreach=False)),
@@ -195,3 +197,24 @@ def test_scheduler_lr_reaches_the_kernels():
         tsched.step()
     for p, t in zip(ps, tps):
         np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-10)
+
+
+def test_adam_on_strided_view_parameter_matches_torch():
+    """A parameter that is a transposed view of its buffer takes the tensor-op path, with the
+    same result as the fused kernel's parameters."""
+    w = rng.standard_normal((5, 8))
+    g = rng.standard_normal((8, 5))
+    p_view = ag.tensor(w).transpose(0, 1)          # (8, 5), strided
+    p_view.requires_grad_(True)
+    p_plain = ag.tensor(w.T.copy(), requires_grad=True)
+    tp = torch.tensor(w.T.copy(), requires_grad=True)
+    opt = Adam([p_view, p_plain], lr=1e-2, weight_decay=0.1)
+    topt = torch.optim.Adam([tp], lr=1e-2, weight_decay=0.1, foreach=False)
+    for i in range(5):
+        gi = ag.tensor(g * (i + 1))
+        p_view.grad, p_plain.grad = gi, gi
+        tp.grad = torch.tensor(g * (i + 1))
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(p_view.numpy(), tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(p_plain.numpy(), tp.detach().numpy(), rtol=1e-10, atol=1e-12)
