@@ -34,7 +34,7 @@ def c_literal(value, dtype: DType) -> str:
 
 
 _FLOAT_FN = {"exp": "exp", "log": "log", "log1p": "log1p", "sin": "sin", "cos": "cos",
-             "sqrt": "sqrt", "tanh": "tanh", "pow": "pow", "sigmoid": "ag_sigmoid", "erf": "erf"}
+             "sqrt": "sqrt", "tanh": "tanh", "pow": "pow", "atan2": "atan2", "sigmoid": "ag_sigmoid", "erf": "erf"}
 
 
 def _fn(name: str, dtype: DType) -> str:

@@ -31,15 +31,18 @@ static T TW_RE[H / 2], TW_IM[H / 2];   /* exp(-2 pi i j / H) */
 static T SP_RE[M], SP_IM[M];           /* exp(-2 pi i k / NFFT) */
 static int REV[H];
 
+/* exp(-2 pi i k / n) for 0 <= k <= n/2, exact at the quarter and half turn (so the Nyquist
+   bin's imaginary part is exactly zero, as in other FFTs: its angle is 0 or pi, not -pi) */
+static void unit_root(int k, int n, T *re, T *im) {
+  if (4 * k == n) { *re = 0; *im = -1; return; }
+  if (2 * k == n) { *re = -1; *im = 0; return; }
+  *re = (T)cos(2.0 * M_PI * k / n);
+  *im = (T)-sin(2.0 * M_PI * k / n);
+}
+
 __attribute__((constructor)) static void init_tables(void) {
-  for (int j = 0; j < H / 2; j++) {
-    TW_RE[j] = (T)cos(2.0 * M_PI * j / H);
-    TW_IM[j] = (T)-sin(2.0 * M_PI * j / H);
-  }
-  for (int k = 0; k < M; k++) {
-    SP_RE[k] = (T)cos(2.0 * M_PI * k / NFFT);
-    SP_IM[k] = (T)-sin(2.0 * M_PI * k / NFFT);
-  }
+  for (int j = 0; j < H / 2; j++) unit_root(j, H, &TW_RE[j], &TW_IM[j]);
+  for (int k = 0; k < M; k++) unit_root(k, NFFT, &SP_RE[k], &SP_IM[k]);
   int bits = 0;
   while ((1 << bits) < H) bits++;
   for (int j = 0; j < H; j++) {

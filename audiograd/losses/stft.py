@@ -3,11 +3,10 @@
 ``STFTLoss`` compares the STFT magnitudes of input and target (spectral convergence,
 log-magnitude and linear-magnitude terms); ``MultiResolutionSTFTLoss`` averages it over
 several FFT sizes; ``SumAndDifferenceSTFTLoss`` applies that to the sum and the difference
-of the two channels of stereo audio. The STFT is ``audiograd.dsp.stft`` (a DFT matmul),
-so gradients with respect to input and target come from autograd.
+of the two channels of stereo audio. The STFT is ``audiograd.dsp.stft`` (a batched real FFT
+for power-of-two sizes), so gradients with respect to input and target come from autograd.
 
-Not implemented (a NotImplementedError says so): the phase term (``w_phs``), mel/chroma
-scaling (``scale``), A-weighting (``perceptual_weighting``), ``scale_invariance`` and the
+Not implemented (a NotImplementedError says so): mel/chroma scaling (``scale``), A-weighting (``perceptual_weighting``), ``scale_invariance`` and the
 kaiser window.
 """
 from __future__ import annotations
@@ -46,7 +45,8 @@ def _not_implemented(option: str) -> NotImplementedError:
 
 class STFTLoss(Module):
     """auraloss's ``STFTLoss``: a weighted sum of spectral convergence, log-magnitude and
-    linear-magnitude distances between the STFTs of ``input`` and ``target`` (B, C, T).
+    linear-magnitude distances between the STFTs of ``input`` and ``target`` (B, C, T), plus
+    the mean squared difference of their phases (``w_phs``).
 
     Channels are folded into the batch; the STFT is centred with reflect padding and a
     periodic window of ``win_length`` samples. ``mag = sqrt(clamp(re^2 + im^2, min=eps))``;
@@ -62,8 +62,6 @@ class STFTLoss(Module):
                  scale_invariance: bool = False, eps: float = 1e-8, output: str = "loss",
                  reduction: str = "mean", mag_distance: str = "L1", device=None):
         super().__init__()
-        if w_phs:
-            raise _not_implemented("the phase term (w_phs != 0, needs atan2)")
         if scale is not None:
             raise _not_implemented(f"frequency scaling scale={scale!r} (mel/chroma filterbanks)")
         if perceptual_weighting:
@@ -88,10 +86,11 @@ class STFTLoss(Module):
         return (f"fft_size={self.fft_size}, hop_size={self.hop_size}, win_length={self.win_length}, "
                 f"window={self.window_name!r}")
 
-    def stft(self, x: Tensor) -> Tensor:
-        """Magnitude spectrum (B, fft_size // 2 + 1, frames) of ``x`` (B, T)."""
+    def stft(self, x: Tensor):
+        """Magnitude and phase spectra (B, fft_size // 2 + 1, frames) of ``x`` (B, T); the phase
+        is None unless the phase term is weighted."""
         re, im = stft(x, self.fft_size, self.hop_size, self.win_length, self.window)
-        return (re * re + im * im).clamp(min=self.eps).sqrt()
+        return (re * re + im * im).clamp(min=self.eps).sqrt(), (im.atan2(re) if self.w_phs else None)
 
     def _distance(self, x: Tensor, y: Tensor) -> Tensor:
         if self.mag_distance == "L1":
@@ -102,15 +101,16 @@ class STFTLoss(Module):
         if input.ndim != 3 or tuple(input.shape) != tuple(target.shape):
             raise ValueError(f"STFTLoss: input and target must both be (batch, channels, time), got "
                              f"{tuple(input.shape)} and {tuple(target.shape)}")
-        x_mag = self.stft(input.reshape(-1, input.shape[-1]))
-        y_mag = self.stft(target.reshape(-1, target.shape[-1]))
+        x_mag, x_phs = self.stft(input.reshape(-1, input.shape[-1]))
+        y_mag, y_phs = self.stft(target.reshape(-1, target.shape[-1]))
 
         sc_mag_loss = ((y_mag - x_mag).square().sum().sqrt() / y_mag.square().sum().sqrt()) if self.w_sc else 0.0
         log_mag_loss = self._distance(x_mag.log(), y_mag.log()) if self.w_log_mag else 0.0
         lin_mag_loss = self._distance(x_mag, y_mag) if self.w_lin_mag else 0.0
-        phs_loss = 0.0
+        phs_loss = F.mse_loss(x_phs, y_phs) if self.w_phs else 0.0
 
-        loss = (self.w_sc * sc_mag_loss) + (self.w_log_mag * log_mag_loss) + (self.w_lin_mag * lin_mag_loss)
+        loss = (self.w_sc * sc_mag_loss) + (self.w_log_mag * log_mag_loss) + (self.w_lin_mag * lin_mag_loss) \
+            + (self.w_phs * phs_loss)
         if isinstance(loss, Tensor):
             loss = F._reduce(loss, self.reduction)
         if self.output == "loss":

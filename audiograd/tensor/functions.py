@@ -174,6 +174,23 @@ class Div(Function):
                 -(g * a / (b * b)) if self.needs_grad[1] else None)
 
 
+class Atan2(Function):
+    """``atan2(a, b)``, the angle of the point (b, a); its gradient at the origin is zero, like
+    ``torch.angle``'s."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return lazy.elementwise("atan2", (a, b))
+
+    def backward(self, g):
+        from .tensor import where
+        a, b = _t(self.a), _t(self.b)
+        r2 = a * a + b * b
+        scale = where(r2 == 0, 0.0, g / where(r2 == 0, 1.0, r2))
+        return (scale * b if self.needs_grad[0] else None,
+                -scale * a if self.needs_grad[1] else None)
+
+
 class Maximum(Function):
     op = "maximum"
 

@@ -264,6 +264,12 @@ class Tensor(MovementMixin, ReductionMixin):
     def maximum(self, other):
         return F.Maximum.apply(*self._operands(other, "maximum"))
 
+    def atan2(self, other):
+        """Elementwise angle of the point (other, self) in (-pi, pi], like ``torch.atan2``."""
+        return F.Atan2.apply(*self._float_operands(other, "atan2"))
+
+    arctan2 = atan2
+
     def minimum(self, other):
         return F.Minimum.apply(*self._operands(other, "minimum"))
 

@@ -171,6 +171,22 @@ def test_maximum_minimum_ties_split_gradient(name):
     check(lambda lib, a, b: getattr(a, name)(b), a, b)
 
 
+# ---- atan2 ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("sa,sb", [((3, 4), (3, 4)), ((3, 1, 5), (4, 5)), ((2, 3), ())])
+def test_atan2(sa, sb, dtype):
+    a = randn(*sa, dtype=dtype, seed=3)
+    b = randn(*sb, dtype=dtype, seed=4)
+    check(lambda lib, a, b: lib.atan2(a, b) if is_torch(lib) else a.atan2(b), a, b)
+
+
+def test_atan2_signed_zeros_and_origin_gradient():
+    # quadrant rules on the axes, and a zero (not nan) gradient at the origin, as in torch
+    a = np.array([0.0, -0.0, 0.0, -0.0, 0.0, 1.0, -1.0], np.float32)
+    b = np.array([1.0, 1.0, -1.0, -1.0, 0.0, 0.0, 0.0], np.float32)
+    check(lambda lib, a, b: lib.atan2(a, b) if is_torch(lib) else a.atan2(b), a, b)
+
+
 # ---- comparisons ----------------------------------------------------------------------------
 CMP = {"eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "lt": lambda a, b: a < b,
        "le": lambda a, b: a <= b, "gt": lambda a, b: a > b, "ge": lambda a, b: a >= b}

@@ -130,6 +130,7 @@ CASES = [
     ("div", lambda a, b: a / b, [a34, away_from_zero(4, gap=0.5)]),
     ("rdiv_scalar", lambda x: 2.0 / x, [away_from_zero(3, 4, gap=0.5)]),
     pytest.param("maximum", lambda a, b: a.maximum(b), [d34, _shifted(d34)]),
+    ("atan2", lambda a, b: a.atan2(b), [a34, away_from_zero(3, 4, gap=0.3)]),
     ("minimum", lambda a, b: a.minimum(b), [d34, _shifted(d34)]),
     ("minimum_broadcast", lambda a, b: a.minimum(b), [d34, np.array([-1.12, 0.03, 0.51, 1.97])]),
     ("where", lambda a, b: ag.where(ag.tensor(d34 > 0), a, b), [a34, normal(4)]),
