@@ -54,6 +54,8 @@ def irfft_frames(spec: Tensor, n_fft: int) -> Tensor:
     like ``numpy.fft.irfft`` along the bins (the imaginary parts of the first and last bin are
     ignored)."""
     import numpy as np
+    if not spec.dtype.is_float:
+        raise TypeError(f"irfft_frames: input must be a floating point tensor, got {spec.dtype.name}")
     if spec.ndim < 3 or spec.shape[-3] != 2 or spec.shape[-2] != n_fft // 2 + 1:
         raise ValueError(f"irfft_frames: expected (..., 2, {n_fft // 2 + 1}, frames) for n_fft={n_fft}, "
                          f"got {tuple(spec.shape)}")

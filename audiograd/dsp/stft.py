@@ -156,6 +156,8 @@ def istft(real: Tensor, imag: Tensor, n_fft: int, hop_length: Optional[int] = No
     if not 0 < win_length <= n_fft or hop_length < 1:
         raise ValueError(f"istft: expected 0 < win_length <= n_fft and hop_length > 0, got "
                          f"win_length={win_length}, n_fft={n_fft}, hop_length={hop_length}")
+    if not (real.dtype.is_float and imag.dtype.is_float):
+        raise TypeError(f"istft: real and imag must be floating point, got {real.dtype.name} and {imag.dtype.name}")
     if tuple(real.shape) != tuple(imag.shape):
         raise ValueError(f"istft: real and imag shapes differ: {tuple(real.shape)} vs {tuple(imag.shape)}")
     if real.ndim < 2 or real.shape[-2] != n_fft // 2 + 1:
@@ -170,15 +172,17 @@ def istft(real: Tensor, imag: Tensor, n_fft: int, hop_length: Optional[int] = No
     if normalized:
         frames = frames * (n_fft ** 0.5)
     total = n_fft + hop_length * (n_frames - 1)
-    y = fold(frames.transpose(-1, -2) * Tensor(w_np, dtype=frames.dtype), -1, total, hop_length)
+    windows = frames.transpose(-1, -2) * Tensor(w_np, dtype=frames.dtype)  # (..., n_frames, n_fft)
+    y = fold(windows, windows.ndim - 2, total, hop_length)
 
     envelope = np.zeros(total)
     for j in range(n_frames):
         envelope[j * hop_length:j * hop_length + n_fft] += w_np * w_np
     start = n_fft // 2 if center else 0
-    end = total - n_fft // 2 if center else total
-    if length is not None:
-        end = min(end, start + int(length))
+    if length is not None:   # as torch: samples past the last frame come out as zeros
+        end = min(start + int(length), total)
+    else:
+        end = total - n_fft // 2 if center else total
     if end > start and np.abs(envelope[start:end]).min() < 1e-11:
         raise ValueError("istft: the window's overlap-add is zero somewhere (window, hop_length and "
                          "win_length do not satisfy the NOLA condition)")
