@@ -83,6 +83,9 @@ def _acc_dtype(r: Reduce) -> DType:
 class CRenderer:
     """Produces the source of one kernel; ``render`` is deterministic (the cache key is the text)."""
 
+    # how one element-wise op is spelled (a dialect may override single ops)
+    alu = staticmethod(_alu)
+
     def __init__(self, kernel: Kernel, nthreads: int):
         self.k = kernel
         self.nest: LoopNest = build_loop_nest(kernel)
@@ -144,7 +147,7 @@ class CRenderer:
                 return code
         else:
             args = [self.expr(s, indent) for s in e.srcs]
-            code = _alu(e.op, args, e.dtype, e.srcs[0].dtype)
+            code = self.alu(e.op, args, e.dtype, e.srcs[0].dtype)
         name = f"v{self.counter}"
         self.counter += 1
         self.lines.append(f"{indent}const {e.dtype.ctype} {name} = {code};")

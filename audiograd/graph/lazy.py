@@ -24,12 +24,17 @@ PENDING_ASSIGNS: "weakref.WeakSet[LazyNode]" = weakref.WeakSet()
 
 
 class LazyNode:
-    __slots__ = ("op", "srcs", "arg", "dtype", "shape", "buffer", "view", "history", "id", "__weakref__")
+    __slots__ = ("op", "srcs", "arg", "dtype", "shape", "buffer", "view", "history", "id", "device",
+                 "__weakref__")
 
     def __init__(self, op: str, srcs: Tuple["LazyNode", ...], arg, dtype: DType, shape,
-                 buffer: Optional[np.ndarray] = None, view: Optional[View] = None, history=()):
+                 buffer: Optional[np.ndarray] = None, view: Optional[View] = None, history=(),
+                 device: Optional[str] = None):
         self.op, self.srcs, self.arg, self.dtype, self.shape = op, tuple(srcs), arg, dtype, tuple(shape)
         self.buffer, self.view, self.history = buffer, view, history
+        # "cpu", "cuda", or None for values made of constants alone (they follow their users)
+        self.device = device if device is not None else \
+            common_device(self.srcs) if self.srcs else buffer_device(buffer)
         self.id = next(_ids)
 
     def __repr__(self) -> str:
@@ -59,15 +64,42 @@ class LazyNode:
         return self, View.contiguous(self.shape), ()
 
 
+def buffer_device(buffer) -> Optional[str]:
+    """The device of a realized buffer: numpy arrays are "cpu", anything else (CuPy) "cuda"."""
+    if buffer is None:
+        return None
+    return "cpu" if isinstance(buffer, np.ndarray) else "cuda"
+
+
+def common_device(nodes) -> Optional[str]:
+    """The one device the nodes live on (None when all are device-free constants); a clear
+    RuntimeError when they live on different devices."""
+    dev = None
+    for n in nodes:
+        d = n.device
+        if d is not None and d != dev:
+            if dev is not None:
+                raise RuntimeError(f"expected all tensors to be on the same device, but found at least two "
+                                   f"devices, {dev!r} and {d!r}: move them with .to(device) first")
+            dev = d
+    return dev
+
+
 # ---- constructors ---------------------------------------------------------------------------
 def buffer_node(array: np.ndarray, dtype: DType) -> LazyNode:
     # ascontiguousarray turns a 0-d array into shape (1,): keep the caller's shape
     arr = np.ascontiguousarray(array, dtype=dtype.np).reshape(np.shape(array))
-    return LazyNode("buffer", (), None, dtype, arr.shape, buffer=arr)
+    return LazyNode("buffer", (), None, dtype, arr.shape, buffer=arr, device="cpu")
 
 
-def const_node(value, dtype: DType, shape=()) -> LazyNode:
-    c = LazyNode("const", (), dtype.np(value).item(), dtype, ())
+def device_buffer_node(array, dtype: DType, device: str) -> LazyNode:
+    """A realized node over an existing contiguous device array (a CuPy array for "cuda")."""
+    return LazyNode("buffer", (), None, dtype, tuple(array.shape), buffer=array, device=device)
+
+
+def const_node(value, dtype: DType, shape=(), device: Optional[str] = None) -> LazyNode:
+    """A constant broadcast to ``shape``; with no ``device`` it takes the device of its users."""
+    c = LazyNode("const", (), dtype.np(value).item(), dtype, (), device=device)
     if shape == ():
         return c
     return movement(movement(c, "reshape", (1,) * len(shape)), "expand", tuple(shape))

@@ -1,8 +1,8 @@
 """Adam and AdamW with PyTorch's update rules (bias corrections, eps after the square root).
 
-Parameters held in plain float buffers (all of them, in practice) are updated by one fused
-multi-tensor kernel per group (``codegen.optim_template``); any other parameter (a strided
-view, an empty tensor) by the same rules written as tensor ops.
+Parameters held in plain float CPU buffers (all CPU parameters, in practice) are updated by
+one fused multi-tensor kernel per group (``codegen.optim_template``); any other parameter (a
+strided view, an empty tensor, a GPU tensor) by the same rules written as tensor ops.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _plain_buffer(t: Tensor) -> Optional[np.ndarray]:
     """``t``'s own C-contiguous buffer, if its values are exactly that buffer."""
     t.realize()
     node = t.node
-    if node.is_view or node.base.buffer is None:
+    if node.is_view or not isinstance(node.base.buffer, np.ndarray):  # the fused kernel is CPU code
         return None
     buf = node.base.buffer
     return buf if buf.flags.c_contiguous and buf.shape == tuple(t.shape) else None

@@ -15,8 +15,8 @@ class CompilerNotFoundError(RuntimeError):
 class CompileError(RuntimeError):
     """The compiler rejected a generated kernel; carries its message and the source path."""
 
-    def __init__(self, message: str, source_path: Path):
-        super().__init__(f"C compiler failed on {source_path}:\n{message}")
+    def __init__(self, message: str, source_path: Path, tool: str = "C compiler"):
+        super().__init__(f"{tool} failed on {source_path}:\n{message}")
         self.source_path = source_path
         self.compiler_output = message
 

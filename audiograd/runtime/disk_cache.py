@@ -1,7 +1,7 @@
 """A content-addressed store of compiled kernels, shared safely between processes.
 
-Each entry is ``<key>.so`` with a ``<key>.json`` record of its SHA-256 and the ``<key>.c``
-source it was built from. Files are written under temporary names and renamed into place, a
+Each entry is ``<key>.so`` (``<key>.cubin`` for CUDA kernels) with a ``<key>.json`` record of
+its SHA-256 and the ``<key>.c`` (``.cu``) source it was built from. Files are written under temporary names and renamed into place, a
 per-key lock keeps concurrent processes from building the same entry twice, and an entry whose
 binary does not match its record (truncated, overwritten) is rebuilt.
 """
@@ -36,13 +36,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+BINARY_SUFFIXES = (".so", ".cubin")
+
+
 class DiskCache:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, binary_suffix: str = ".so", source_suffix: str = ".c"):
         self.root = Path(root)
+        self.binary_suffix, self.source_suffix = binary_suffix, source_suffix
 
     def _paths(self, key: str):
         d = self.root / "kernels" / key[:2]
-        return d / f"{key}.so", d / f"{key}.json", d / f"{key}.c"
+        return d / f"{key}{self.binary_suffix}", d / f"{key}.json", d / f"{key}{self.source_suffix}"
 
     def source_path(self, key: str) -> Path:
         return self._paths(key)[2]
@@ -95,7 +99,7 @@ class DiskCache:
             for p in (self.root / "kernels").rglob("*"):
                 if p.is_file():
                     size += p.stat().st_size
-                    entries += p.suffix == ".so"
+                    entries += p.suffix in BINARY_SUFFIXES
         return {"path": str(self.root), "kernels": entries, "bytes": size}
 
     def clear(self) -> int:

@@ -13,8 +13,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..codegen.c_source import render_c
+from ..codegen.cuda_source import render_cuda
 from ..config import config
-from ..graph.lazy import LazyNode
+from ..graph.lazy import LazyNode, common_device
 from ..graph.view import View
 from ..runtime.buffers import pool
 from ..runtime.cpu import compiler, pointer_array
@@ -23,7 +24,7 @@ from .fuse import CopyStep, KernelStep, MatmulStep, TemplateStep, create_schedul
 
 @dataclass
 class Call:
-    kind: str                 # "kernel", "matmul" or "copy"
+    kind: str                 # "kernel", "matmul", "copy", or their "cuda_" versions
     slots: List[int]          # buffer slots: output first
     name: str = ""
     fn: object = None
@@ -45,26 +46,56 @@ class Program:
         self.slot: Dict[int, int] = {}
         self.members: Dict[int, LazyNode] = {}
         self.meta: List[tuple] = []          # (shape, numpy dtype) per slot
+        self.slot_device: List[str] = []     # "cpu" or "cuda" per slot
+        self.default_device = common_device(outputs) or "cpu"
         self.calls: List[Call] = []
-        sources = []
+        sources, cuda_sources = [], []
         for st in steps:
+            dev = self._device(st.out)
             if isinstance(st, KernelStep):
-                name, src = render_c(st.kernel, config.num_threads)
                 out = st.out.srcs[0] if st.out.op == "assign" else st.out
-                self.calls.append(Call("kernel", [self._slot(st.out, out)] + [self._slot(n) for n in st.inputs], name))
+                slots = [self._slot(st.out, out)] + [self._slot(n) for n in st.inputs]
+                if dev == "cuda":
+                    name, src, launch = render_cuda(st.kernel)
+                    self.calls.append(Call("cuda_kernel", slots, name))
+                    cuda_sources.append((len(self.calls) - 1, name, src, launch))
+                    continue
+                name, src = render_c(st.kernel, config.num_threads)
+                self.calls.append(Call("kernel", slots, name))
                 sources.append((len(self.calls) - 1, name, src))
             elif isinstance(st, TemplateStep):
+                if dev != "cpu":
+                    raise NotImplementedError(f"{st.out.op}: this library op has no CUDA version yet; "
+                                              f"run it on the CPU (.to('cpu'))")
                 self.calls.append(Call("kernel", [self._slot(st.out)] + [self._slot(n) for n in st.inputs], st.name))
                 sources.append((len(self.calls) - 1, st.name, st.source))
             elif isinstance(st, MatmulStep):
                 a, b = st.a.base_view(), st.b.base_view()
-                self.calls.append(Call("matmul", [self._slot(st.out), self._slot(a[0]), self._slot(b[0])],
+                self.calls.append(Call("matmul" if dev == "cpu" else "cuda_matmul",
+                                       [self._slot(st.out), self._slot(a[0]), self._slot(b[0])],
                                        "matmul", views=[a[1], b[1]]))
             elif isinstance(st, CopyStep):
-                self.calls.append(Call("copy", [self._slot(st.out, st.out.srcs[0]), self._slot(st.src)], "copy"))
+                self.calls.append(Call("copy" if dev == "cpu" else "cuda_copy",
+                                       [self._slot(st.out, st.out.srcs[0]), self._slot(st.src)], "copy"))
+            self._check_devices(self.calls[-1], dev)
         fns = compiler.get_many([(n, s) for _, n, s in sources])
         for (i, _, _), fn in zip(sources, fns):
             self.calls[i].fn = fn
+        if cuda_sources:
+            for i, _, _, _ in cuda_sources:
+                self._check_devices(self.calls[i], "cuda")
+            fns = _cuda().get_many([(n, s, l) for _, n, s, l in cuda_sources])
+            for (i, _, _, _), fn in zip(cuda_sources, fns):
+                self.calls[i].fn = fn
+
+    def _device(self, node: LazyNode) -> str:
+        return node.device or self.default_device
+
+    def _check_devices(self, call: Call, dev: str) -> None:
+        for s in call.slots:
+            if self.slot_device[s] != dev:
+                raise RuntimeError(f"expected all tensors to be on the same device, but {call.name} on {dev!r} "
+                                   f"reads a tensor on {self.slot_device[s]!r}: move it with .to({dev!r}) first")
 
     @classmethod
     def from_kernel(cls, name: str, source: str, n_buffers: int) -> "Program":
@@ -72,6 +103,7 @@ class Program:
         work that is not a lazy graph (a fused optimizer step): ``run`` it, or ``record`` it."""
         prog = cls.__new__(cls)
         prog.nodes, prog.slot, prog.members, prog.meta = [], {}, {}, [None] * n_buffers
+        prog.slot_device, prog.default_device = ["cpu"] * n_buffers, "cpu"
         prog.calls = [Call("kernel", list(range(n_buffers)), name, compiler.get_many([(name, source)])[0])]
         return prog
 
@@ -90,6 +122,7 @@ class Program:
             self.slot[node.id] = len(self.nodes)
             self.nodes.append(node)
             self.meta.append((node.shape, node.dtype.np))
+            self.slot_device.append(self._device(node))
         return self.slot[node.id]
 
     def run(self, bufs: List[Optional[np.ndarray]], cache_pointers: bool = False, after=None) -> None:
@@ -99,7 +132,8 @@ class Program:
         for i, c in enumerate(self.calls):
             for s in c.slots:
                 if bufs[s] is None:
-                    bufs[s] = pool.empty(*self.meta[s])
+                    bufs[s] = pool.empty(*self.meta[s]) if self.slot_device[s] == "cpu" else \
+                        _cuda().empty(*self.meta[s])
             t0 = time.perf_counter() if debug else 0.0
             if c.kind == "kernel":
                 if bufs[c.slots[0]].size:
@@ -111,8 +145,10 @@ class Program:
                 a = strided(bufs[c.slots[1]], c.views[0])
                 b = strided(bufs[c.slots[2]], c.views[1])
                 np.matmul(a, b, out=bufs[c.slots[0]])
-            else:
+            elif c.kind == "copy":
                 np.copyto(bufs[c.slots[0]], bufs[c.slots[1]])
+            else:
+                _run_cuda_call(c, bufs)
             if debug:
                 print(f"[audiograd] {c.name}: {1e3*(time.perf_counter()-t0):.3f} ms", file=sys.stderr)
             if after is not None:
@@ -128,6 +164,25 @@ class Program:
         for s, i in last.items():
             out[i].append(s)
         return out
+
+
+def _cuda():
+    from ..runtime.cuda import get_device
+    return get_device()
+
+
+def _run_cuda_call(c: Call, bufs: List) -> None:
+    """Run one call of a CUDA program on the current stream."""
+    if c.kind == "cuda_kernel":
+        if bufs[c.slots[0]].size:
+            c.fn([bufs[s] for s in c.slots])
+    elif c.kind == "cuda_matmul":
+        dev = _cuda()
+        dev.matmul(bufs[c.slots[0]], dev.strided(bufs[c.slots[1]], c.views[0]), dev.strided(bufs[c.slots[2]], c.views[1]))
+    elif c.kind == "cuda_copy":
+        _cuda().copy(bufs[c.slots[0]], bufs[c.slots[1]])
+    else:
+        raise RuntimeError(f"unknown call kind {c.kind!r}")
 
 
 class Recorder:
@@ -163,6 +218,8 @@ def realize(nodes: Sequence[LazyNode]) -> None:
     bufs: List[Optional[np.ndarray]] = [n.buffer if n.realized else None for n in prog.nodes]
     rec = Recorder.active
     if rec is not None:  # a capture keeps every buffer: replays reuse them
+        if any(d != "cpu" for d in prog.slot_device):
+            raise NotImplementedError("jit: capturing programs that run on 'cuda' is not supported yet")
         rec.runs.append((prog, bufs))
         pre = {s for s, n in enumerate(prog.nodes) if n.realized}
         prog.run(bufs)
@@ -171,13 +228,14 @@ def realize(nodes: Sequence[LazyNode]) -> None:
             if not node.realized:
                 node.buffer = bufs[prog.slot[node.id]]
                 node.srcs = ()
+                node.device = node.device or "cpu"
         return
     produced: List[List[LazyNode]] = [[] for _ in prog.calls]
     writer = {c.slots[0]: i for i, c in enumerate(prog.calls)}
     for node in prog.members.values():
         if not node.realized:
             produced[writer[prog.slot[node.id]]].append(node)
-    slots, frees = prog.slot, prog.last_uses()
+    slots, frees, devices = prog.slot, prog.last_uses(), prog.slot_device
     prog.nodes = prog.members = None  # from here on only the graph and the user hold nodes
     del todo
 
@@ -185,6 +243,8 @@ def realize(nodes: Sequence[LazyNode]) -> None:
         for node in produced[i]:
             node.buffer = bufs[slots[node.id]]
             node.srcs = ()
+            if node.device is None:  # made of constants alone: it now lives where it was computed
+                node.device = devices[slots[node.id]]
         produced[i] = None
         for s in frees[i]:
             bufs[s] = None

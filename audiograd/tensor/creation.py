@@ -22,9 +22,11 @@ def tensor(data, dtype=None, requires_grad: bool = False, device=None) -> Tensor
 
 
 def full(shape, fill_value, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
-    _check_device(device)
+    """A tensor of ``shape`` filled with ``fill_value``; with no device it follows the tensors it meets."""
+    device = _check_device(device)
     d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(fill_value)
-    t = Tensor._from_node(lazy.const_node(fill_value, d, _shape((shape,) if isinstance(shape, int) else tuple(shape))))
+    shape = _shape((shape,) if isinstance(shape, int) else tuple(shape))
+    t = Tensor._from_node(lazy.const_node(fill_value, d, shape, device=device))
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -37,15 +39,18 @@ def ones(*shape, dtype=None, requires_grad: bool = False, device=None) -> Tensor
 
 
 def zeros_like(t: Tensor, dtype=None) -> Tensor:
-    return zeros(*t.shape, dtype=dtype or t.dtype)
+    """A zero-filled tensor with ``t``'s shape, dtype (unless given) and device."""
+    return zeros(*t.shape, dtype=dtype or t.dtype, device=t.node.device)
 
 
 def ones_like(t: Tensor, dtype=None) -> Tensor:
-    return ones(*t.shape, dtype=dtype or t.dtype)
+    """A one-filled tensor with ``t``'s shape, dtype (unless given) and device."""
+    return ones(*t.shape, dtype=dtype or t.dtype, device=t.node.device)
 
 
 def full_like(t: Tensor, fill_value, dtype=None) -> Tensor:
-    return full(t.shape, fill_value, dtype or t.dtype)
+    """A tensor with ``t``'s shape, dtype (unless given) and device, filled with ``fill_value``."""
+    return full(t.shape, fill_value, dtype or t.dtype, device=t.node.device)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False, device=None) -> Tensor:

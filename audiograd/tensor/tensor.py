@@ -18,23 +18,28 @@ from .movement import MovementMixin
 from .reductions import ReductionMixin
 
 
-def _check_device(device) -> str:
-    if device is None or str(device) == "cpu":
-        return "cpu"
-    raise RuntimeError(f"device {device!r} is not available: this build of audiograd runs on 'cpu'")
+def _check_device(device) -> Optional[str]:
+    """The normalized device name (None when not given); RuntimeError if it is unavailable."""
+    if device is None or device == "cpu":
+        return device
+    from .device import check_device
+    return check_device(device)
 
 
 class Tensor(MovementMixin, ReductionMixin):
     __array_priority__ = 1000  # numpy defers to our operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, device=None):
-        _check_device(device)
+        device = _check_device(device)
         if isinstance(data, Tensor):
             node = data.node if dtype is None else data.to(dtype).node
         elif isinstance(data, LazyNode):
             node = data
         else:
             node = node_from_data(data, dtype)
+        if device is not None and device != (node.device or "cpu"):
+            from .device import move_node
+            node = move_node(node, device)
         self.node: LazyNode = node
         self.grad: Optional[Tensor] = None
         self._ctx = None
@@ -59,7 +64,16 @@ class Tensor(MovementMixin, ReductionMixin):
 
     @property
     def device(self) -> str:
-        return "cpu"
+        """Where the tensor's values live: "cpu" or "cuda"."""
+        return self.node.device or "cpu"
+
+    def cuda(self) -> "Tensor":
+        """This tensor on the GPU (itself if it is there already)."""
+        return self.to("cuda")
+
+    def cpu(self) -> "Tensor":
+        """This tensor in host memory (itself if it is there already)."""
+        return self.to("cpu")
 
     @property
     def ndim(self) -> int:
@@ -106,6 +120,13 @@ class Tensor(MovementMixin, ReductionMixin):
             node = lazy.contiguous(node)
         realize([node])
         base, view, _ = node.base_view()
+        if not isinstance(base.buffer, np.ndarray):  # a device buffer
+            from .device import host_array
+            if not view.is_contiguous:
+                node = lazy.contiguous(node, copy=True)
+                realize([node])
+                base, view, _ = node.base_view()
+            return host_array(base.buffer, view, self.shape)
         if view.is_contiguous:
             # a contiguous view may still be a prefix of a larger base (x[0], x[:2], empty slices)
             return base.buffer.reshape(-1)[:self.numel()].reshape(self.shape).copy()
@@ -142,15 +163,17 @@ class Tensor(MovementMixin, ReductionMixin):
     def contiguous(self) -> "Tensor":
         return F.Contiguous.apply(self)
 
-    def to(self, target=None, dtype=None) -> "Tensor":
-        """Cast (``to(audiograd.float64)``) or move (``to('cpu')``)."""
+    def to(self, target=None, dtype=None, device=None) -> "Tensor":
+        """Cast (``to(audiograd.float64)``), move (``to('cuda')``, ``to('cpu')``) or both."""
         if isinstance(target, str) and target not in dt._BY_NAME:
-            _check_device(target)
-            target = None
+            device, target = target, None
         d = dt.to_dtype(target if target is not None else dtype) if (target or dtype) is not None else self.dtype
-        if d is self.dtype:
-            return self
-        return F.Cast.apply(self, dtype=d)
+        out = self if d is self.dtype else F.Cast.apply(self, dtype=d)
+        device = _check_device(device)
+        if device is None or device == out.device:
+            return out
+        from .device import ToDevice
+        return ToDevice.apply(out, device=device)
 
     def float(self) -> "Tensor":
         return self.to(dt.float32)

@@ -1,0 +1,160 @@
+"""Render a scheduled Kernel as CUDA C, sharing the C renderer's expression and index code.
+
+Thread mapping (correct first; tuning comes later):
+- element-wise kernels: one thread per output element over a grid-stride loop, the flat index
+  decomposed into the loop nest's variables;
+- reductions: one block per output (a block-wide tree reduction with warp shuffles) when the
+  reduction is long, one thread per output with a serial loop when it is short; float sums
+  accumulate in double, like the C path;
+- cumulative sums: one thread per row, scanning it serially.
+Kernels are ``extern "C" __global__`` and take one pointer argument per buffer (0 is the output).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Tuple
+
+from ..dtypes import DType, float32, float64, int64
+from ..schedule.kernel_ast import Kernel, Reduce, walk
+from .c_source import CRenderer, _Block, _acc_dtype, _acc_init, _accumulate, _alu, kernel_name
+from .loops import Loop
+
+CUDA_PRELUDE = (Path(__file__).with_name("cuda_prelude.cuh")).read_text()
+
+# threads per block
+THREADS = 256
+# most blocks launched; grid-stride loops cover the rest
+MAX_BLOCKS = 1 << 16
+# reductions at least this long get a block per output, shorter ones a thread per output
+BLOCK_REDUCE_MIN = 256
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Grid and block sizes (1-D) a kernel is launched with."""
+    grid: int
+    block: int
+
+
+def _cuda_alu(op: str, a: List[str], dtype: DType, src_dtype: DType) -> str:
+    """The C spelling of an op, except where CUDA device code spells it differently."""
+    if op == "abs" and dtype.is_float:
+        return f"fabs{'f' if dtype is float32 else ''}({a[0]})"
+    return _alu(op, a, dtype, src_dtype)
+
+
+def _threads_for(n: int) -> int:
+    """A block size for ``n`` independent work items: whole warps, at most THREADS."""
+    return max(32, min(THREADS, -(-n // 32) * 32))
+
+
+class CudaRenderer(CRenderer):
+    """Produces the CUDA source of one kernel and its launch configuration."""
+
+    alu = staticmethod(_cuda_alu)
+
+    def __init__(self, kernel: Kernel):
+        super().__init__(kernel, nthreads=1)
+
+    def _decompose(self, body: _Block, flat: str, loops: List[Loop]) -> None:
+        """Declare each loop's variable from the flat index ``flat`` (the last loop varies fastest)."""
+        stride = 1
+        for n, l in enumerate(reversed(loops)):
+            q = flat if stride == 1 else f"({flat} / {stride}LL)"
+            code = q if n == len(loops) - 1 else f"{q} % {l.size}LL"
+            body.add(f"const long long {l.var} = {code};")
+            stride *= l.size
+
+    def _grid_stride(self, body: _Block, var: str, total: int) -> None:
+        body.open(f"for (long long {var} = (long long)blockIdx.x * blockDim.x + threadIdx.x; {var} < {total}LL; "
+                  f"{var} += (long long)gridDim.x * blockDim.x) {{")
+
+    def render_cuda(self, name: str) -> Tuple[str, Launch]:
+        """The kernel's CUDA source and how to launch it."""
+        k, nest = self.k, self.nest
+        out_loops = [l for l in nest.loops if not l.reduce]
+        red_loops = [l for l in nest.loops if l.reduce]
+        n_out = math.prod(l.size for l in out_loops)
+        n_red = math.prod(l.size for l in red_loops)
+        reduce = next((e for e in walk(k.root) if isinstance(e, Reduce)), None)
+        block_reduce = reduce is not None and n_red >= BLOCK_REDUCE_MIN
+        threads = THREADS if block_reduce else _threads_for(n_out)
+        lines = [CUDA_PRELUDE, f'extern "C" __global__ void __launch_bounds__({threads}) {name}(']
+        params = []
+        for i, dt in enumerate(k.buf_dtypes):
+            qual = "" if (i == 0 or k.inplace) else "const "
+            restrict = "" if k.inplace else " __restrict__"
+            params.append(f"    {qual}{dt.ctype}*{restrict} b{i}")
+        lines.append(",\n".join(params) + ") {")
+        body = _Block(lines, 1)
+        out_idx = " + ".join(f"{l.var}*{st}" if st != 1 else l.var
+                             for l, st in zip(nest.loops, nest.out_strides) if st) or "0"
+        if block_reduce:
+            self._emit_block_reduce(body, reduce, out_loops, red_loops, n_out, n_red, out_idx)
+            grid = min(n_out, MAX_BLOCKS)
+        else:
+            self._grid_stride(body, "g", n_out)
+            self._decompose(body, "g", out_loops)
+            if k.scan_axis is not None:
+                self._emit_scan(body, red_loops, out_idx)
+            elif reduce is not None:
+                self._emit_thread_reduce(body, reduce, red_loops, out_idx)
+            else:
+                stmts, v = self._stmts(k.root, body.indent)
+                body.add(*stmts, f"b0[{out_idx}] = {v};")
+            grid = min(-(-n_out // threads), MAX_BLOCKS)
+        body.close_all(1)
+        return "\n".join(lines + ["}", ""]), Launch(max(grid, 1), threads)
+
+    def _emit_thread_reduce(self, body: _Block, reduce: Reduce, red_loops: List[Loop], out_idx: str) -> None:
+        acc_t = _acc_dtype(reduce)
+        body.add(f"{acc_t.ctype} acc = {_acc_init(reduce)};")
+        depth = body.depth
+        for l in red_loops:
+            body.loop(l)
+        stmts, v = self._stmts(reduce.src, body.indent)
+        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
+        body.close_all(depth)
+        self._emit_epilogue(body, reduce, out_idx)
+
+    def _emit_block_reduce(self, body: _Block, reduce: Reduce, out_loops, red_loops, n_out: int, n_red: int,
+                           out_idx: str) -> None:
+        acc_t = _acc_dtype(reduce)
+        op = "AgSum()" if reduce.op == "sum" else "AgMax()"
+        init = _acc_init(reduce)
+        body.add(f"__shared__ {acc_t.ctype} ag_part[32];")
+        body.open(f"for (long long o = blockIdx.x; o < {n_out}LL; o += gridDim.x) {{")
+        self._decompose(body, "o", out_loops)
+        body.add(f"{acc_t.ctype} acc = {init};")
+        depth = body.depth
+        body.open(f"for (long long r = threadIdx.x; r < {n_red}LL; r += blockDim.x) {{")
+        self._decompose(body, "r", red_loops)
+        stmts, v = self._stmts(reduce.src, body.indent)
+        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
+        body.close_all(depth)
+        body.add(f"acc = ag_block_reduce(acc, ag_part, {op}, ({acc_t.ctype}){init});")
+        body.open("if (threadIdx.x == 0) {")
+        self._emit_epilogue(body, reduce, out_idx)
+        body.close_all(depth - 1)
+
+    def _emit_epilogue(self, body: _Block, reduce: Reduce, out_idx: str) -> None:
+        self.names[reduce] = f"(({reduce.dtype.ctype})acc)"
+        stmts, v = self._stmts(self.k.root, body.indent)
+        body.add(*stmts, f"b0[{out_idx}] = {v};")
+
+    def _emit_scan(self, body: _Block, red_loops: List[Loop], out_idx: str) -> None:
+        acc_t = float64 if self.k.out_dtype.is_float else int64
+        body.add(f"{acc_t.ctype} acc = 0;")
+        (l,) = red_loops
+        body.loop(l)
+        stmts, v = self._stmts(self.k.root, body.indent)
+        body.add(*stmts, f"acc += {v};", f"b0[{out_idx}] = ({self.k.out_dtype.ctype})acc;")
+
+
+def render_cuda(k: Kernel) -> Tuple[str, str, Launch]:
+    """Return (function name, CUDA source, launch configuration) for a kernel."""
+    name = kernel_name(k)
+    src, launch = CudaRenderer(k).render_cuda(name)
+    return name, src, launch

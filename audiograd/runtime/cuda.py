@@ -1,0 +1,170 @@
+"""The CUDA device: compile kernels with NVRTC through the disk cache, load and launch them
+with CuPy, and keep buffers in CuPy's memory pool.
+
+Imported only when a tensor is asked to live on "cuda"; ``get_device()`` raises a clear
+RuntimeError when CuPy or a usable GPU is missing.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..config import config
+from .compiler import CompileError
+from .disk_cache import DiskCache
+
+# bump when generated CUDA code changes meaning without changing its text
+CUDA_CODEGEN_VERSION = "1"
+NVRTC_OPTIONS = ("-std=c++17",)
+
+
+class CudaStats:
+    """Counters for tests and debugging: NVRTC compiles, cubins loaded from disk, memory hits."""
+
+    def __init__(self):
+        self.compiled = self.loaded = self.memory_hits = 0
+
+    def __repr__(self):
+        return f"CudaStats(compiled={self.compiled}, loaded={self.loaded}, memory_hits={self.memory_hits})"
+
+
+stats = CudaStats()
+
+
+class CudaKernel:
+    """A loaded kernel with its launch configuration; call it with the buffers (CuPy arrays)."""
+
+    __slots__ = ("fn", "grid", "block", "module")
+
+    def __init__(self, fn, grid: int, block: int, module):
+        self.fn, self.grid, self.block, self.module = fn, grid, block, module
+
+    def __call__(self, bufs: Sequence) -> None:
+        self.fn((self.grid,), (self.block,), tuple(bufs))
+
+
+def _nvrtc():
+    """CuPy's NVRTC binding (the module path moved between CuPy versions)."""
+    try:
+        from cupy_backends.cuda.libs import nvrtc
+    except ImportError:  # older CuPy
+        from cupy.cuda import nvrtc
+    return nvrtc
+
+
+class CudaDevice:
+    """One GPU (the current CuPy device): compiles, loads and runs kernels, allocates buffers."""
+
+    def __init__(self):
+        try:
+            import cupy
+        except ImportError as e:
+            raise RuntimeError("device 'cuda' needs CuPy, which is not installed: install audiograd[cuda] "
+                               "(cupy-cuda12x, or cupy-cuda13x for CUDA 13)") from e
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # no driver, or the driver sees no GPU
+            raise RuntimeError(f"device 'cuda' is not available: no usable NVIDIA GPU or driver ({e})") from e
+        if count < 1:
+            raise RuntimeError("device 'cuda' is not available: CuPy sees no NVIDIA GPU")
+        self.cp = cupy
+        self.nvrtc = _nvrtc()
+        self.arch = str(cupy.cuda.Device().compute_capability)   # e.g. "90"
+        self.nvrtc_version = "%d.%d" % tuple(self.nvrtc.getVersion())
+        self._fns: Dict[Tuple[str, str], CudaKernel] = {}
+        self._lock = threading.Lock()
+
+    # ---- buffers -------------------------------------------------------------------------------
+    def empty(self, shape, dtype):
+        """An uninitialized C-contiguous device array from CuPy's memory pool."""
+        return self.cp.empty(shape, dtype)
+
+    def from_host(self, array: np.ndarray):
+        """A device copy of a host array."""
+        return self.cp.asarray(np.ascontiguousarray(array))
+
+    def to_host(self, array) -> np.ndarray:
+        """A host (numpy) copy of a device array."""
+        return self.cp.asnumpy(array)
+
+    def strided(self, buf, view):
+        """A CuPy array reading ``buf`` through an unmasked ``view`` (no copy)."""
+        it = buf.itemsize
+        return self.cp.ndarray(view.shape, buf.dtype, memptr=buf.data + view.offset * it,
+                               strides=tuple(s * it for s in view.strides))
+
+    def matmul(self, out, a, b) -> None:
+        """``out = a @ b`` with cuBLAS (batched and broadcast like numpy)."""
+        self.cp.matmul(a, b, out=out)
+
+    def copy(self, dst, src) -> None:
+        """Copy ``src``'s elements into ``dst`` (same shape)."""
+        self.cp.copyto(dst, src)
+
+    # ---- kernels -------------------------------------------------------------------------------
+    def key(self, source: str) -> str:
+        """The disk-cache key: source, NVRTC version, target arch, options and codegen version."""
+        h = hashlib.sha256()
+        for part in ("cuda", CUDA_CODEGEN_VERSION, self.nvrtc_version, self.arch, " ".join(NVRTC_OPTIONS), source):
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()
+
+    def _compile(self, src: Path, dst: Path) -> None:
+        nvrtc = self.nvrtc
+        t0 = time.perf_counter()
+        prog = nvrtc.createProgram(src.read_text(), src.name, (), ())
+        try:
+            try:
+                nvrtc.compileProgram(prog, list(NVRTC_OPTIONS) + [f"--gpu-architecture=sm_{self.arch}"])
+            except Exception as e:
+                log = nvrtc.getProgramLog(prog)
+                raise CompileError(f"{e}\n{log}", src, tool="NVRTC") from None
+            dst.write_bytes(nvrtc.getCUBIN(prog))
+        finally:
+            nvrtc.destroyProgram(prog)
+        with self._lock:
+            stats.compiled += 1
+        if config.debug:
+            print(f"[audiograd] nvrtc compiled {src} in {1e3 * (time.perf_counter() - t0):.0f} ms", file=sys.stderr)
+
+    def get_many(self, kernels: Sequence[Tuple[str, str, object]]) -> List[CudaKernel]:
+        """Launchable kernels for (name, source, launch) triples, compiled or found in the cache."""
+        out: List[CudaKernel] = []
+        cache = None
+        for name, source, launch in kernels:
+            fn = self._fns.get((name, source))
+            if fn is not None:
+                stats.memory_hits += 1
+                out.append(fn)
+                continue
+            cache = cache or DiskCache(config.cache_dir, binary_suffix=".cubin", source_suffix=".cu")
+            key = self.key(source)
+            built = []
+            path = cache.lookup(key) or cache.build(key, source, lambda s, d: built.append(self._compile(s, d)))
+            if not built:
+                stats.loaded += 1
+            module = self.cp.RawModule(path=str(path))
+            fn = CudaKernel(module.get_function(name), launch.grid, launch.block, module)
+            if config.debug >= 2:
+                print(f"[audiograd] cuda kernel {name}:\n{source}", file=sys.stderr)
+            self._fns[(name, source)] = fn
+            out.append(fn)
+        return out
+
+
+_DEVICE = None
+
+
+def get_device() -> CudaDevice:
+    """The process's CUDA device, created on first use (RuntimeError if CuPy or a GPU is missing)."""
+    global _DEVICE
+    if _DEVICE is None:
+        _DEVICE = CudaDevice()
+    return _DEVICE

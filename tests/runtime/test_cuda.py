@@ -1,0 +1,211 @@
+"""The CUDA device: every result is compared with the same program on the CPU.
+
+Tests marked ``gpu`` need CuPy and an NVIDIA GPU and run with ``pytest --gpu``.
+"""
+import importlib.util
+
+import numpy as np
+import pytest
+
+import audiograd as ag
+
+gpu = pytest.mark.gpu
+RNG = np.random.default_rng(0)
+
+
+def _randn(*shape, dtype=np.float32):
+    return RNG.standard_normal(shape).astype(dtype)
+
+
+def _both(fn, *arrays, rtol=1e-5, atol=1e-6):
+    """Run ``fn`` on CPU tensors and on CUDA tensors made from ``arrays``; compare the results."""
+    ref = fn(*[ag.tensor(a) for a in arrays])
+    out = fn(*[ag.tensor(a, device="cuda") for a in arrays])
+    assert out.device == "cuda"
+    got = out.numpy()
+    assert got.dtype == ref.numpy().dtype and got.shape == tuple(ref.shape)
+    np.testing.assert_allclose(got, ref.numpy(), rtol=rtol, atol=atol)
+    return got
+
+
+def test_cuda_without_cupy_or_gpu_is_a_clear_error():
+    if importlib.util.find_spec("cupy") is not None:
+        pytest.skip("CuPy is installed here")
+    with pytest.raises(RuntimeError, match="CuPy"):
+        ag.tensor([1.0, 2.0], device="cuda")
+    with pytest.raises(RuntimeError, match="CuPy"):
+        ag.ones(3).to("cuda")
+    with pytest.raises(RuntimeError, match="CuPy"):
+        ag.zeros(2, device="cuda")
+
+
+def test_unknown_devices_are_errors():
+    with pytest.raises(RuntimeError, match="unknown device"):
+        ag.tensor([1.0], device="tpu")
+    assert ag.tensor([1.0], device="cpu").device == "cpu"
+    assert ag.ones(2).cpu().device == "cpu"
+
+
+UNARY = [
+    lambda x: -x, lambda x: x.exp(), lambda x: (x.abs() + 1).log(), lambda x: x.abs().log1p(), lambda x: x.sin(),
+    lambda x: x.cos(), lambda x: x.abs().sqrt(), lambda x: x.tanh(), lambda x: x.sigmoid(), lambda x: x.erf(),
+    lambda x: x.abs(), lambda x: x.sign(), lambda x: x.relu(), lambda x: x.softplus(), lambda x: x.clamp(-0.5, 0.5),
+    lambda x: (x.abs() + 0.5).reciprocal(), lambda x: x.abs() ** 1.7,
+]
+BINARY = [
+    lambda x, y: x + y, lambda x, y: x - 2 * y, lambda x, y: x * y, lambda x, y: x / (y.abs() + 1),
+    lambda x, y: x.maximum(y), lambda x, y: x.minimum(y), lambda x, y: x.atan2(y), lambda x, y: ag.where(x > y, x, y),
+    lambda x, y: (x < y).float() + (x >= y).float() * 3, lambda x, y: ((x > 0) & (y > 0)) | (x < -1),
+]
+
+
+@gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elementwise_ops(dtype):
+    a, b = _randn(37, 129, dtype=dtype), _randn(37, 129, dtype=dtype)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for fn in UNARY:
+        _both(fn, a, **tol)
+    for fn in BINARY:
+        _both(fn, a, b, **tol)
+
+
+@gpu
+def test_integer_bool_and_cast_ops():
+    i = RNG.integers(-50, 50, (5, 300)).astype(np.int64)
+    j = RNG.integers(1, 9, (5, 300)).astype(np.int32)
+    _both(lambda x, y: x * 3 + y - x.abs(), i, j)
+    _both(lambda x, y: (x.float() / y).to(ag.int32), i, j)
+    _both(lambda x: x.sum(1), i)
+    _both(lambda x: x.amax(), j)
+    _both(lambda x: (x > 0).sum(), i)
+    _both(lambda x: (x > 3).logical_not(), i)
+    _both(lambda x: x.float() * 0.5 + x.double(), i)
+
+
+@gpu
+def test_nan_and_inf_propagate_like_the_cpu():
+    a = np.array([[1.0, np.nan, -np.inf], [np.inf, 2.0, 0.0]], np.float32)
+    _both(lambda x: x.maximum(0.5), a)
+    _both(lambda x: x.amax(1), a)
+    _both(lambda x: x * 0 + 1, a)
+    _both(lambda x: (x + float("inf")).minimum(3), a)
+
+
+@gpu
+def test_broadcasting_views_and_padding():
+    a, b, c = _randn(8, 1, 33), _randn(1, 5, 33), _randn(33, 8)
+    _both(lambda x, y: x * y + 1, a, b)
+    _both(lambda x, y: x[:, :, ::2][..., :16] - y[..., 1::2], a, b)
+    _both(lambda x: x.permute(2, 0, 1).reshape(33, 8) * 2, a)
+    _both(lambda x, y: x.squeeze(1) + y.T, a, c)
+    _both(lambda x: ag.nn.functional.pad(x, (3, 4)) + 1, a)
+    _both(lambda x: x.flip(-1)[:, :, 3:-3], a)
+    _both(lambda x: x.expand(8, 4, 33).contiguous(), a)
+    _both(lambda x, y: ag.cat([x.expand(8, 5, 33), y.expand(8, 5, 33)], 1), a, b)
+    _both(lambda x, y: ag.stack([x[:, 0], y[0, 0].expand(8, 33)], 0), a, b)
+    _both(lambda x: x.unfold(2, 5, 3).sum(-1), a)
+
+
+@gpu
+@pytest.mark.parametrize("shape,axes", [((7, 4100), 1), ((4100, 7), 0), ((3, 64, 200), (0, 2)), ((9, 10), 1),
+                                        ((1 << 16,), 0), ((5, 6, 7), (0, 1, 2)), ((300, 3), 0)])
+def test_reductions_long_and_short(shape, axes):
+    a = _randn(*shape)
+    for keepdim in (False, True):
+        _both(lambda x: x.sum(axes, keepdim=keepdim), a, rtol=1e-5, atol=1e-4)
+        _both(lambda x: x.amax(axes, keepdim=keepdim), a)
+    _both(lambda x: x.mean(axes), a, rtol=1e-5, atol=1e-5)
+    _both(lambda x: (x.exp() * 2).sum(axes) + x.sum(), a, rtol=1e-5, atol=1e-3)
+    _both(lambda x: x.softmax(-1), a)
+
+
+@gpu
+def test_cumsum():
+    a = _randn(6, 1000)
+    _both(lambda x: x.cumsum(1), a, rtol=1e-5, atol=1e-4)
+    _both(lambda x: x.cumsum(0), a, rtol=1e-5, atol=1e-4)
+    _both(lambda x: (x * 2).cumsum(-1)[:, ::7], a, rtol=1e-5, atol=1e-4)
+
+
+@gpu
+def test_matmul():
+    a, b, c = _randn(65, 33), _randn(33, 17), _randn(4, 17, 33)
+    _both(lambda x, y: x @ y, a, b, rtol=1e-4, atol=1e-4)
+    _both(lambda x, y: x.T.contiguous().T @ y, a, b, rtol=1e-4, atol=1e-4)
+    _both(lambda x, z: z @ x.T, a, c, rtol=1e-4, atol=1e-4)
+    _both(lambda x, y: x[0] @ y, a, b, rtol=1e-4, atol=1e-4)
+    _both(lambda x, y: (x @ y).relu().sum(0), a, b, rtol=1e-4, atol=1e-4)
+    _both(lambda x, y: x.double() @ y.double(), a, b, rtol=1e-12, atol=1e-12)
+
+
+def _mlp(device, arrays):
+    params = [ag.tensor(p, device=device, requires_grad=True) for p in arrays[:4]]
+    x, y = (ag.tensor(a, device=device) for a in arrays[4:])
+    w1, b1, w2, b2 = params
+    h = (x @ w1 + b1).tanh()
+    loss = ((h @ w2 + b2 - y) ** 2).mean()
+    loss.backward()
+    return loss, params
+
+
+@gpu
+def test_mlp_autograd_matches_cpu():
+    arrays = [_randn(16, 32) * 0.3, _randn(32) * 0.1, _randn(32, 4) * 0.3, _randn(4) * 0.1, _randn(64, 16), _randn(64, 4)]
+    loss_c, params_c = _mlp("cpu", arrays)
+    loss_g, params_g = _mlp("cuda", arrays)
+    np.testing.assert_allclose(loss_g.item(), loss_c.item(), rtol=1e-5)
+    for pg, pc in zip(params_g, params_c):
+        assert pg.grad.device == "cuda"
+        np.testing.assert_allclose(pg.grad.numpy(), pc.grad.numpy(), rtol=1e-4, atol=1e-6)
+    # a plain SGD step through assign runs on the device too
+    w = params_g[0]
+    before = w.numpy()
+    w.assign(w.detach() - 0.1 * w.grad)
+    np.testing.assert_allclose(w.numpy(), before - 0.1 * params_c[0].grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@gpu
+def test_moving_between_devices():
+    a = _randn(3, 4)
+    x = ag.tensor(a, requires_grad=True)
+    g = x.cuda()
+    assert g.device == "cuda" and x.device == "cpu"
+    assert g.to("cuda") is g and x.to("cpu") is x
+    np.testing.assert_array_equal(g.numpy(), a)
+    back = (g * 3).cpu()
+    assert back.device == "cpu"
+    back.sum().backward()  # the gradient flows back through both copies
+    np.testing.assert_allclose(x.grad.numpy(), np.full_like(a, 3))
+    assert ag.zeros(2, 3, device="cuda").device == "cuda"
+    assert ag.arange(5, device="cuda").numpy().tolist() == [0, 1, 2, 3, 4]
+    assert ag.zeros_like(g).device == "cuda"
+    np.testing.assert_array_equal((ag.ones(3, device="cuda") * 2).numpy(), [2, 2, 2])
+    h = ag.tensor(a).to("cuda", ag.float64)
+    assert h.device == "cuda" and h.dtype is ag.float64
+    assert float((g + ag.full((), 1.0)).sum()) == pytest.approx(float(a.sum() + 12), rel=1e-5)
+
+
+@gpu
+def test_mixing_devices_is_a_clear_error():
+    c, g = ag.tensor([1.0, 2.0, 3.0]), ag.ones(3, device="cuda")
+    with pytest.raises(RuntimeError, match="same device"):
+        c + g
+    with pytest.raises(RuntimeError, match="same device"):
+        ag.ones(3, device="cpu") + g
+    # constants made without a device follow the tensors they meet
+    np.testing.assert_array_equal((ag.ones(3) + g).numpy(), [2, 2, 2])
+    with pytest.raises(RuntimeError, match="same device"):
+        ag.tensor(np.ones((2, 3), np.float32)) @ ag.ones(3, 2, device="cuda")
+    with pytest.raises(RuntimeError, match="one GPU"):
+        ag.ones(2, device="cuda:1")
+
+
+@gpu
+def test_conv1d_falls_back_to_matmul_and_templates_are_cpu_only():
+    x, w = _randn(2, 8, 50), _randn(6, 8, 5)
+    _both(lambda a, b: ag.nn.functional.conv1d(a, b, padding=2), x, w, rtol=1e-4, atol=1e-4)
+    _both(lambda a, b: ag.nn.functional.conv_transpose1d(a, b.transpose(0, 1).contiguous(), stride=2), x, w,
+          rtol=1e-4, atol=1e-4)
+    with pytest.raises(NotImplementedError, match="CUDA"):
+        ag.dsp.rfft_frames(ag.tensor(_randn(64, 4), device="cuda")).numpy()
