@@ -21,10 +21,43 @@ def _cmd_cache(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from ..examples import fit_sine
-    loss = fit_sine.run(steps=args.steps)
-    print(f"final loss {loss:.6f}")
+    if args.name == "sine":
+        if args.note or args.wav or args.out:
+            print("audiograd demo: error: --note, --wav and --out belong to the piano demo", file=sys.stderr)
+            return 2
+        from ..examples import fit_sine
+        loss = fit_sine.run(steps=300 if args.steps is None else args.steps)
+        print(f"final loss {loss:.6f}")
+        return 0
+    from ..examples import piano
+    cfg = piano.PianoConfig(wav=args.wav, out=args.out, seed=args.seed)
+    if args.note is not None or args.wav is not None:
+        cfg.note = args.note               # with --wav alone the pitch is estimated from the file
+    if args.steps is not None:
+        cfg.steps = args.steps
+    try:
+        piano.run(cfg)
+    except (piano.DemoError, OSError) as e:
+        print(f"audiograd demo: error: {e}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _add_demo_parser(sub) -> None:
+    p = sub.add_parser("demo", help="train a small MLP to imitate a piano note (or, with 'sine', a sine wave)",
+                       description="piano (default): an MLP drives a sinusoid + noise synthesizer trained with "
+                                   "a multi-resolution STFT loss to imitate a piano note; writes target.wav, "
+                                   "result.wav and spectrogram.png. sine: a tiny MLP fits one period of a sine.")
+    p.add_argument("name", nargs="?", choices=["piano", "sine"], default="piano", help="which demo (default: piano)")
+    p.add_argument("--note", metavar="NAME_OR_MIDI",
+                   help="note to imitate: C3, C4 (default), A4 are bundled; others are rendered with "
+                        "fluidsynth if it is installed. With --wav: the file's pitch")
+    p.add_argument("--wav", metavar="PATH", help="imitate this WAV/FLAC file instead (mono-mixed, resampled, "
+                                                  "trimmed to 2 s from its onset)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 300)")
+    p.add_argument("--out", metavar="DIR", help="output folder, new or empty (default: piano-<note>-<time> here)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights and the noise (default 0)")
+    p.set_defaults(fn=_cmd_demo)
 
 
 def main(argv=None) -> int:
@@ -33,9 +66,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("cache", help="inspect or clear the compiled-kernel cache")
     p.add_argument("action", choices=["info", "clear"])
     p.set_defaults(fn=_cmd_cache)
-    p = sub.add_parser("demo", help="train a small MLP on a sine wave and print its loss")
-    p.add_argument("--steps", type=int, default=300)
-    p.set_defaults(fn=_cmd_demo)
+    _add_demo_parser(sub)
     p = sub.add_parser("parity", help="compare the Oobleck model with stable-audio-tools, layer by layer")
     from .parity import add_arguments, cmd_parity
     add_arguments(p)
