@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
-from ..dtypes import DType, float32, float64, int64
+from ..dtypes import DType, float32
 from ..schedule.kernel_ast import Kernel, Reduce, walk
 from .c_source import CRenderer, _Block, _acc_dtype, _acc_init, _accumulate, _alu, kernel_name
 from .loops import Loop
@@ -143,14 +143,6 @@ class CudaRenderer(CRenderer):
         self.names[reduce] = f"(({reduce.dtype.ctype})acc)"
         stmts, v = self._stmts(self.k.root, body.indent)
         body.add(*stmts, f"b0[{out_idx}] = {v};")
-
-    def _emit_scan(self, body: _Block, red_loops: List[Loop], out_idx: str) -> None:
-        acc_t = float64 if self.k.out_dtype.is_float else int64
-        body.add(f"{acc_t.ctype} acc = 0;")
-        (l,) = red_loops
-        body.loop(l)
-        stmts, v = self._stmts(self.k.root, body.indent)
-        body.add(*stmts, f"acc += {v};", f"b0[{out_idx}] = ({self.k.out_dtype.ctype})acc;")
 
 
 def render_cuda(k: Kernel) -> Tuple[str, str, Launch]:
