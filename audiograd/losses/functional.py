@@ -127,6 +127,25 @@ def _check_broadcast_to(op: str, name: str, w: Tensor, shape) -> None:
         raise ShapeError(f"{op}: {name} of shape {tuple(w.shape)} does not broadcast to input shape {tuple(shape)}")
 
 
+def _binary_operands(op: str, input, target, size_average, reduce, reduction: str):
+    """Checked (input, target, reduction) of a binary cross entropy: same shapes, float input."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(op, reduction)
+    input, target = _as_tensor(op, "input", input), _as_tensor(op, "target", target)
+    _same_shape(op, input, target)
+    _check_float(op, "input", input)
+    return input, target, reduction
+
+
+def _weighted_binary_reduce(op: str, loss: Tensor, input: Tensor, weight, reduction: str) -> Tensor:
+    """``loss`` times the optional ``weight`` (broadcast to the input's shape), then reduced."""
+    if weight is not None:
+        weight = _as_tensor(op, "weight", weight)
+        _check_broadcast_to(op, "weight", weight, input.shape)
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average=None,
                          reduce=None, reduction: str = "mean") -> Tensor:
     """Binary cross entropy between probabilities ``input`` and ``target`` (same shape).
@@ -136,19 +155,11 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
     ``weight`` (optional) broadcasts to the input's shape. ``reduction``: 'mean' | 'sum' | 'none'.
     """
     op = "binary_cross_entropy"
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(op, reduction)
-    input, target = _as_tensor(op, "input", input), _as_tensor(op, "target", target)
-    _same_shape(op, input, target)
-    _check_float(op, "input", input)
+    input, target, reduction = _binary_operands(op, input, target, size_average, reduce, reduction)
     log_p = input.log().clamp(min=-100.0)
     log_q = (-input).log1p().clamp(min=-100.0)
     loss = -(target * log_p + (1 - target) * log_q)
-    if weight is not None:
-        weight = _as_tensor(op, "weight", weight)
-        _check_broadcast_to(op, "weight", weight, input.shape)
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _weighted_binary_reduce(op, loss, input, weight, reduction)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -162,11 +173,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
     ``reduction``: 'mean' | 'sum' | 'none'.
     """
     op = "binary_cross_entropy_with_logits"
-    reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(op, reduction)
-    input, target = _as_tensor(op, "input", input), _as_tensor(op, "target", target)
-    _same_shape(op, input, target)
-    _check_float(op, "input", input)
+    input, target, reduction = _binary_operands(op, input, target, size_average, reduce, reduction)
     neg_log_sigmoid = (-input).relu() + (-input.abs()).exp().log1p()
     if pos_weight is not None:
         pos_weight = _as_tensor(op, "pos_weight", pos_weight)
@@ -174,11 +181,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
         loss = (1 - target) * input + ((pos_weight - 1) * target + 1) * neg_log_sigmoid
     else:
         loss = (1 - target) * input + neg_log_sigmoid
-    if weight is not None:
-        weight = _as_tensor(op, "weight", weight)
-        _check_broadcast_to(op, "weight", weight, input.shape)
-        loss = loss * weight
-    return _reduce(loss, reduction)
+    return _weighted_binary_reduce(op, loss, input, weight, reduction)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average=None,
