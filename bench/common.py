@@ -53,6 +53,25 @@ def median_times(fns: Dict[str, Callable[[], object]], repeat: int = 5, warmup: 
     return {k: median_time(fn, repeat=repeat, warmup=warmup) for k, fn in fns.items()}
 
 
+def interleaved_median_times(fns: Dict[str, Callable[[], object]], repeat: int = 5, warmup: int = 1,
+                             pause: float = 0.05) -> Dict[str, float]:
+    """Median wall time in seconds of each function, timed in rounds (one call of each per
+    round) so that a slow spell of the machine (memory bandwidth here drifts by a third between
+    minutes) falls on every library alike. A ``pause`` before each call lets the previous
+    library's spinning worker threads go to sleep."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: Dict[str, list] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def check_close(name: str, got, expected, rtol: float = 1e-4, atol: float = 1e-5) -> None:
     """Fail loudly (SystemExit) if ``got`` differs from the numpy reference ``expected``."""
     import numpy as np

@@ -23,7 +23,8 @@ from __future__ import annotations
 import gc
 import time
 
-from common import check_close, fmt_time, import_torch, median_time, median_times, parse_args, report, row
+from common import (check_close, fmt_time, import_torch, interleaved_median_times, median_time, median_times, parse_args, report,
+                    row)
 
 # ---- the cases ------------------------------------------------------------------------------
 
@@ -120,42 +121,42 @@ def bench_adam(ag, torch, args, rows, notes):
     import numpy as np
     shapes = decoder_shapes()
     n_params = sum(int(np.prod(s)) for s in shapes)
-    warmup, repeat = (2, 3) if args.quick else (3, 7)
+    warmup, repeat = (2, 3) if args.quick else (3, 9)
     rng = np.random.default_rng(1)
     params_np = [(rng.standard_normal(s, dtype=np.float32) * np.float32(0.02)) for s in shapes]
     grads_np = [rng.standard_normal(s, dtype=np.float32) * np.float32(1e-3) for s in shapes]
 
-    times = {}
-
     # audiograd
-    ps = [ag.tensor(p.copy(), requires_grad=True) for p in params_np]
+    ps = [ag.tensor(p, requires_grad=True) for p in params_np]
     for p, g in zip(ps, grads_np):
-        p.grad = ag.tensor(g.copy())
+        p.grad = ag.tensor(g)
     from audiograd.optim import Adam
     opt = Adam(ps, lr=ADAM_LR)
     t0 = time.perf_counter()
     opt.step()
     first_step = time.perf_counter() - t0
-    times["ag"] = median_time(opt.step, repeat=repeat, warmup=warmup - 1)
-    after_ag = [p.numpy() for p in ps[:4]] + [ps[-1].numpy()]
-    del opt, ps
-    gc.collect()
+    steps = {"ag": opt.step}
 
-    # torch, fused and foreach, each on its own copy of the parameters
-    tsteps = 1 + (warmup - 1) + repeat  # the number of steps each library has taken when checked
+    # torch, fused and foreach, each on its own copy of the parameters in memory torch allocated
+    # (cache-line aligned, as ours is; numpy's own copies would slow torch down)
+    torch_params = {}
     for kind in ("fused", "foreach"):
-        tp = [torch.from_numpy(p.copy()).requires_grad_(True) for p in params_np]
+        tp = [torch.from_numpy(p).clone().requires_grad_(True) for p in params_np]
         for p, g in zip(tp, grads_np):
-            p.grad = torch.from_numpy(g.copy())
+            p.grad = torch.from_numpy(g).clone()
         topt = torch.optim.Adam(tp, lr=ADAM_LR, **{kind: True})
         topt.step()
-        times[kind] = median_time(topt.step, repeat=repeat, warmup=warmup - 1)
-        # same number of steps on the same grads: the parameters must agree
-        for i, a in zip(list(range(4)) + [len(tp) - 1], after_ag):
+        steps[kind], torch_params[kind] = topt.step, tp
+    times = interleaved_median_times(steps, repeat=repeat, warmup=warmup - 1)
+
+    # every optimizer took the same steps on the same grads: the parameters must agree
+    tsteps = 1 + (warmup - 1) + repeat
+    for kind, tp in torch_params.items():
+        for i in list(range(4)) + [len(tp) - 1]:
             check_close(f"Adam params after {tsteps} steps (audiograd vs torch {kind}), tensor {i}",
-                        a, tp[i].detach().numpy(), rtol=1e-4, atol=1e-6)
-        del topt, tp
-        gc.collect()
+                        ps[i].numpy(), tp[i].detach().numpy(), rtol=1e-4, atol=1e-6)
+    del opt, ps, steps, torch_params
+    gc.collect()
 
     copy_bw = copy_bandwidth(3 if args.quick else 5)
     ag_bw = BYTES_PER_PARAM * n_params / times["ag"]

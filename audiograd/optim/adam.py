@@ -20,11 +20,12 @@ from .optimizer import Optimizer, scalar_tensor
 
 def _plain_buffer(t: Tensor) -> Optional[np.ndarray]:
     """``t``'s own C-contiguous buffer, if its values are exactly that buffer."""
-    t.realize()
-    node = t.node
-    if node.is_view or not isinstance(node.base.buffer, np.ndarray):  # the fused kernel is CPU code
+    buf = t.node.buffer
+    if buf is None:
+        t.realize()
+        buf = t.node.buffer  # still None for a view
+    if not isinstance(buf, np.ndarray):  # the fused kernel is CPU code
         return None
-    buf = node.base.buffer
     return buf if buf.flags.c_contiguous and buf.shape == tuple(t.shape) else None
 
 
@@ -43,7 +44,7 @@ class Adam(Optimizer):
                              f"weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
-        self._sources: Dict[tuple, tuple] = {}   # fused kernel (name, source) per group layout
+        self._programs: Dict[tuple, Program] = {}   # fused step per group layout
 
     def _state(self, p: Tensor, amsgrad: bool) -> Dict[str, Any]:
         st = self.state.setdefault(p, {})
@@ -78,23 +79,22 @@ class Adam(Optimizer):
             bufs.append(st["step"].node.base.buffer)
             fused.setdefault(p.dtype.ctype, []).append(bufs)
         for ctype, per_param in fused.items():
-            name, source = self._kernel_source(group, ctype, tuple(b[0].size for b in per_param))
-            prog = Program.from_kernel(name, source, len(per_param) * len(per_param[0]) + 1)
+            prog = self._fused_program(group, ctype, tuple(b[0].size for b in per_param))
             prog.record_and_run([b for bufs in per_param for b in bufs] + [lr.node.base.buffer])
         return outs
 
-    def _kernel_source(self, group: Dict[str, Any], ctype: str, sizes: tuple):
+    def _fused_program(self, group: Dict[str, Any], ctype: str, sizes: tuple) -> Program:
+        """The compiled fused step for this group's hyperparameters and tensor sizes (cached)."""
         beta1, beta2 = group["betas"]
         key = (ctype, sizes, float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]),
                bool(group["amsgrad"]), bool(group["maximize"]))
-        cache = self._sources
-        if key not in cache:
+        if key not in self._programs:
             name = f"adam_step_{ctype}_{len(sizes)}"
-            cache[key] = name, render_adam(name, ctype, sizes, beta1=beta1, beta2=beta2, eps=group["eps"],
-                                           weight_decay=group["weight_decay"], decoupled=self._decoupled,
-                                           amsgrad=group["amsgrad"], maximize=group["maximize"],
-                                           nthreads=config.num_threads)
-        return cache[key]
+            source = render_adam(name, ctype, sizes, beta1=beta1, beta2=beta2, eps=group["eps"],
+                                 weight_decay=group["weight_decay"], decoupled=self._decoupled,
+                                 amsgrad=group["amsgrad"], maximize=group["maximize"], nthreads=config.num_threads)
+            self._programs[key] = Program.from_kernel(name, source, len(sizes) * (5 + bool(group["amsgrad"])) + 1)
+        return self._programs[key]
 
     def _update(self, p: Tensor, grad: Tensor, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:
         beta1, beta2 = group["betas"]

@@ -141,3 +141,21 @@ compiler = CPUCompiler()
 def pointer_array(arrays: Sequence[np.ndarray]):
     """A C array of the arrays' data pointers, as the kernels take them."""
     return (ctypes.c_void_p * len(arrays))(*[a.__array_interface__["data"][0] for a in arrays])
+
+
+class PointerTable:
+    """A kernel's pointer array kept between runs: only the entries whose array changed since
+    the last run are rewritten (an optimizer step passes the same parameter and state buffers
+    every time, and new gradients only)."""
+
+    def __init__(self, n: int):
+        self.ptrs = (ctypes.c_void_p * n)()
+        self.last: List[object] = [None] * n
+
+    def update(self, arrays: Sequence[np.ndarray]):
+        ptrs, last = self.ptrs, self.last
+        for i, a in enumerate(arrays):
+            if a is not last[i]:
+                ptrs[i] = a.__array_interface__["data"][0]
+                last[i] = a
+        return ptrs

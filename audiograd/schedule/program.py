@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from ..config import config
 from ..graph.lazy import LazyNode, common_device
 from ..graph.view import View
 from ..runtime.buffers import pool
-from ..runtime.cpu import compiler, pointer_array
+from ..runtime.cpu import PointerTable, compiler, pointer_array
 from .fuse import CopyStep, KernelStep, MatmulStep, TemplateStep, create_schedule
 
 
@@ -30,6 +32,7 @@ class Call:
     fn: object = None
     views: Optional[List[View]] = None   # matmul operands' views onto their slots
     ptrs: object = None       # cached pointer array (jit replays)
+    table: object = None      # PointerTable refreshed per run (hand-written kernels)
 
 
 def strided(buf: np.ndarray, view: View) -> np.ndarray:
@@ -104,14 +107,19 @@ class Program:
         prog = cls.__new__(cls)
         prog.nodes, prog.slot, prog.members, prog.meta = [], {}, {}, [None] * n_buffers
         prog.slot_device, prog.default_device = ["cpu"] * n_buffers, "cpu"
-        prog.calls = [Call("kernel", list(range(n_buffers)), name, compiler.get_many([(name, source)])[0])]
+        prog.calls = [Call("kernel", list(range(n_buffers)), name, compiler.get_many([(name, source)])[0],
+                           table=PointerTable(n_buffers))]
         return prog
 
     def record_and_run(self, bufs: List[np.ndarray]) -> None:
-        """Run over ``bufs``; inside a ``jit`` capture, also record the run so replays repeat it."""
+        """Run over ``bufs``; inside a ``jit`` capture, also record the run so replays repeat it
+        (on a copy of this program: the capture owns what it records and caches its pointers)."""
+        prog = self
         if Recorder.active is not None:
-            Recorder.active.runs.append((self, list(bufs)))
-        self.run(bufs)
+            prog = copy.copy(self)
+            prog.calls = [dataclasses.replace(c, ptrs=None, table=None) for c in self.calls]
+            Recorder.active.runs.append((prog, list(bufs)))
+        prog.run(bufs)
 
     def _slot(self, node: LazyNode, alias: Optional[LazyNode] = None) -> int:
         """The slot of ``node``; an assign shares the slot of the buffer it writes (``alias``)."""
@@ -137,7 +145,9 @@ class Program:
             t0 = time.perf_counter() if debug else 0.0
             if c.kind == "kernel":
                 if bufs[c.slots[0]].size:
-                    ptrs = c.ptrs if c.ptrs is not None else pointer_array([bufs[s] for s in c.slots])
+                    args = [bufs[s] for s in c.slots]
+                    ptrs = c.ptrs if c.ptrs is not None else \
+                        c.table.update(args) if c.table is not None else pointer_array(args)
                     if cache_pointers:
                         c.ptrs = ptrs
                     c.fn(ptrs)

@@ -6,6 +6,7 @@ import numpy as np
 from .. import dtypes as dt
 from ..graph import lazy
 from ..graph.lazy import LazyNode
+from ..runtime.buffers import aligned_empty
 
 
 def node_from_data(data, dtype) -> LazyNode:
@@ -13,7 +14,9 @@ def node_from_data(data, dtype) -> LazyNode:
     if isinstance(data, np.ndarray):
         d = dt.to_dtype(dtype if dtype is not None else data.dtype)
         # a copy, as torch.tensor makes: later writes to ``data`` must not reach the tensor
-        return lazy.buffer_node(np.array(data, dtype=d.np, order="C"), d)
+        arr = aligned_empty(data.shape, d.np)
+        np.copyto(arr, data, casting="unsafe")
+        return lazy.buffer_node(arr, d)
     if isinstance(data, (np.number, np.bool_)):  # a numpy scalar keeps its dtype, as in torch
         return node_from_data(np.asarray(data), dtype)
     if isinstance(data, (bool, int, float)):
