@@ -31,6 +31,10 @@ class Config:
     # idle bytes the buffer pool may keep for reuse (reused memory skips page faults, but
     # counts in the resident size)
     buffer_pool_bytes: int = 256 << 20
+    # GPU contractions (matmul, convolution): "fp32" exact (the default), "tf32" or "bf16" run
+    # them on tensor cores with fp32 inputs, outputs and accumulation, rounding the inputs'
+    # mantissas to 10 or 7 bits (relative error about 1e-3 / 1e-2 per product)
+    cuda_matmul_precision: str = "fp32"
     # 0 silent; 1 prints each compile and each kernel's time; 2 also prints kernel sources
     debug: int = field(default_factory=lambda: int(os.environ.get("AUDIOGRAD_DEBUG", "0") or 0))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set
+from typing import Callable, Dict, List, Optional, Set
 
 from ..dtypes import bool_
 from ..graph import ops
@@ -37,11 +37,12 @@ class MatmulStep:
 
 @dataclass
 class TemplateStep:
-    """A kernel from a hand-written template (see ``codegen.conv_template``) over contiguous inputs."""
+    """A kernel from a hand-written template (see ``codegen.conv_template``) over contiguous
+    inputs; ``source()`` renders its C (on the GPU, ``codegen.cuda_library`` runs the op instead)."""
     out: LazyNode
     inputs: List[LazyNode]
     name: str
-    source: str
+    source: Callable[[], str]
 
 
 @dataclass
@@ -267,8 +268,8 @@ def _conv_rows_step(node: LazyNode) -> TemplateStep:
     n, t = node.shape[0], node.shape[2]
     a_base, a_view, _ = a.base_view()
     name = f"conv_{n}_{g * o}_{t}_c{c}_k{k}"
-    src = render_conv(name, n, g, c, k, o, t, x.shape[2], offsets, a_view.strides, a_view.offset,
-                      len(node.srcs) > 2, config.num_threads)
+    src = lambda: render_conv(name, n, g, c, k, o, t, x.shape[2], offsets, a_view.strides, a_view.offset,
+                              len(node.srcs) > 2, config.num_threads)
     return TemplateStep(node, [a_base] + list(node.srcs[1:]), name, src)
 
 
@@ -281,5 +282,5 @@ def _fft_step(node: LazyNode) -> TemplateStep:
     frames = node.shape[-1]
     batch = math.prod(node.shape[:-2] if adjoint else node.shape[:-3])
     name = f"{'irfft_t' if adjoint else 'rfft'}_{batch}_{n_fft}_{frames}_{node.dtype.ctype[0]}"
-    src = render_fft(name, adjoint, n_fft, batch, frames, node.dtype.ctype, config.num_threads)
+    src = lambda: render_fft(name, adjoint, n_fft, batch, frames, node.dtype.ctype, config.num_threads)
     return TemplateStep(node, [x], name, src)

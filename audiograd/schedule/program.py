@@ -67,11 +67,13 @@ class Program:
                 self.calls.append(Call("kernel", slots, name))
                 sources.append((len(self.calls) - 1, name, src))
             elif isinstance(st, TemplateStep):
-                if dev != "cpu":
-                    raise NotImplementedError(f"{st.out.op}: this library op has no CUDA version yet; "
-                                              f"run it on the CPU (.to('cpu'))")
-                self.calls.append(Call("kernel", [self._slot(st.out)] + [self._slot(n) for n in st.inputs], st.name))
-                sources.append((len(self.calls) - 1, st.name, st.source))
+                slots = [self._slot(st.out)] + [self._slot(n) for n in st.inputs]
+                if dev == "cuda":
+                    from ..codegen.cuda_library import library_call
+                    self.calls.append(Call("cuda_library", slots, st.name, library_call(st.out, st.inputs)))
+                else:
+                    self.calls.append(Call("kernel", slots, st.name))
+                    sources.append((len(self.calls) - 1, st.name, st.source()))
             elif isinstance(st, MatmulStep):
                 a, b = st.a.base_view(), st.b.base_view()
                 self.calls.append(Call("matmul" if dev == "cpu" else "cuda_matmul",
@@ -189,6 +191,8 @@ def _run_cuda_call(c: Call, bufs: List) -> None:
     elif c.kind == "cuda_matmul":
         dev = _cuda()
         dev.matmul(bufs[c.slots[0]], dev.strided(bufs[c.slots[1]], c.views[0]), dev.strided(bufs[c.slots[2]], c.views[1]))
+    elif c.kind == "cuda_library":
+        c.fn([bufs[s] for s in c.slots])
     elif c.kind == "cuda_copy":
         _cuda().copy(bufs[c.slots[0]], bufs[c.slots[1]])
     else:
