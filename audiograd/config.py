@@ -31,6 +31,9 @@ class Config:
     # idle bytes the buffer pool may keep for reuse (reused memory skips page faults, but
     # counts in the resident size)
     buffer_pool_bytes: int = 256 << 20
+    # where tensors made from data (and values made of constants alone) live when no device
+    # is named: "cpu" or "cuda"; set it with audiograd.set_default_device
+    default_device: str = "cpu"
     # GPU contractions (matmul, convolution): "fp32" exact (the default), "tf32" or "bf16" run
     # them on tensor cores with fp32 inputs, outputs and accumulation, rounding the inputs'
     # mantissas to 10 or 7 bits (relative error about 1e-3 / 1e-2 per product)

@@ -5,8 +5,9 @@ the others) runs the function on placeholder inputs and records every kernel it 
 including those of ``backward()`` and in-place ``assign`` updates. Intermediate buffers that
 nothing outside the function can see are packed into one arena by lifetime. Later calls copy
 the new inputs into the placeholders and replay the recorded kernels: no Python-level graph
-building, scheduling or compiling. Python control flow that depends on tensor values is frozen
-at capture time, as with CUDA graphs or ``torch.jit.trace``.
+building, scheduling or compiling. On the GPU the replayed launches become one CUDA graph.
+Python control flow that depends on tensor values is frozen at capture time, as with CUDA
+graphs or ``torch.jit.trace``.
 """
 from __future__ import annotations
 
@@ -27,16 +28,15 @@ class CapturedProgram:
     """One recorded signature: placeholders, recorded runs, and where the outputs live."""
 
     def __init__(self, fn: Callable, args: tuple, kwargs: dict):
-        self.placeholders: List[Tuple[int, np.ndarray]] = []
+        self.placeholders: List[Tuple[int, object]] = []
         call_args = list(args)
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
-                buf = np.empty(a.shape, a.dtype.np)
-                np.copyto(buf, a.numpy())
-                ph = Tensor._from_node(lazy.LazyNode("buffer", (), None, a.dtype, a.shape, buffer=buf),
-                                       requires_grad=a.requires_grad)
+                buf = _empty(a.shape, a.dtype.np, a.device)
+                _copy_in(buf, a)
+                node = lazy.LazyNode("buffer", (), None, a.dtype, a.shape, buffer=buf, device=a.device)
                 self.placeholders.append((i, buf))
-                call_args[i] = ph
+                call_args[i] = Tensor._from_node(node, requires_grad=a.requires_grad)
         from .schedule.program import realize
         realize([n for n in lazy.PENDING_ASSIGNS if not n.realized])  # earlier writes are not part of fn
         with Recorder() as rec:
@@ -56,6 +56,10 @@ class CapturedProgram:
         first_results = [self._output(i) for i in range(len(fixed))]
         self.first_results = first_results
         self.runs = self._plan(rec)
+        self.graph = None
+        if self.runs and all(d == "cuda" for prog, _ in self.runs for d in prog.slot_device):
+            from .runtime.cuda_graph import GraphReplay
+            self.graph = GraphReplay(self._launch_all)
         del result, outs, fixed, call_args
 
     def _plan(self, rec: Recorder):
@@ -87,30 +91,84 @@ class CapturedProgram:
                 continue
             buf = arrays[key]
             movable[key] = (buf.nbytes, order[tuple(spans[key][0])], order[tuple(spans[key][1])])
-        offsets, size = plan_arena(movable)
-        self.arena = np.empty(size + ALIGN, np.uint8)
-        base = (-self.arena.ctypes.data) % ALIGN
-        remap = {}
-        for key, off in offsets.items():
-            buf = arrays[key]
-            start = base + off
-            remap[key] = self.arena[start:start + buf.nbytes].view(buf.dtype).reshape(buf.shape)
-        self.arena_bytes, self.unplanned_bytes = size, sum(v[0] for v in movable.values())
+        remap, self.arena_bytes, self.arenas = {}, 0, []
+        for device in ("cpu", "cuda"):  # one arena per device
+            here = {k: v for k, v in movable.items() if _device_of(arrays[k]) == device}
+            if not here:
+                continue
+            offsets, size = plan_arena(here)
+            arena = _empty((size + ALIGN,), np.uint8, device)
+            base = -_address(arena) % ALIGN
+            for key, off in offsets.items():
+                buf = arrays[key]
+                start = base + off
+                remap[key] = arena[start:start + buf.nbytes].view(buf.dtype).reshape(buf.shape)
+            self.arenas.append(arena)
+            self.arena_bytes += size
+        self.unplanned_bytes = sum(v[0] for v in movable.values())
         return [(prog, [remap.get(id(b), b) for b in bufs]) for prog, bufs in rec.runs]
 
     def _output(self, i: int) -> Tensor:
         buf, view, dtype = self.outputs[i]
-        return Tensor(np.array(strided(buf, view)), dtype=dtype)
+        if isinstance(buf, np.ndarray):
+            return Tensor(np.array(strided(buf, view)), dtype=dtype)
+        from .runtime.cuda import get_device
+        copy = get_device().strided(buf, view).copy()
+        return Tensor._from_node(lazy.device_buffer_node(copy, dtype, "cuda"))
+
+    def _launch_all(self) -> None:
+        for prog, bufs in self.runs:
+            prog.run(bufs, cache_pointers=True)
 
     def replay(self, args: tuple):
         for i, buf in self.placeholders:
             a = args[i]
             a.realize()
-            np.copyto(buf, a.numpy() if a.node.is_view or a.node.op == "const" else a.node.base.buffer.reshape(buf.shape))
-        for prog, bufs in self.runs:
-            prog.run(bufs, cache_pointers=True)
-        outs = [self._output(i) for i in range(len(self.outputs))]
+            if _device_of(buf) != a.device:
+                raise RuntimeError(f"jit: argument {i} is on {a.device!r}, captured on {_device_of(buf)!r}")
+        if self.graph is None:
+            for i, buf in self.placeholders:
+                _copy_in(buf, args[i])
+            self._launch_all()
+            outs = [self._output(i) for i in range(len(self.outputs))]
+        else:
+            with self.graph:  # copies ordered with the graph on its stream
+                for i, buf in self.placeholders:
+                    _copy_in(buf, args[i])
+                self.graph()
+                outs = [self._output(i) for i in range(len(self.outputs))]
         return outs[0] if self.single else tuple(outs)
+
+
+def _device_of(buf) -> str:
+    return "cpu" if isinstance(buf, np.ndarray) else "cuda"
+
+
+def _address(buf) -> int:
+    return buf.ctypes.data if isinstance(buf, np.ndarray) else buf.data.ptr
+
+
+def _empty(shape, dtype, device: str):
+    if device == "cpu":
+        return np.empty(shape, dtype)
+    from .runtime.cuda import get_device
+    return get_device().empty(shape, dtype)
+
+
+def _copy_in(buf, t: Tensor) -> None:
+    """Copy the (realized) tensor ``t`` into the placeholder buffer ``buf`` on its device."""
+    t.realize()
+    node = t.node
+    if isinstance(buf, np.ndarray):
+        src = t.numpy() if node.is_view or node.base.op == "const" else node.base.buffer.reshape(buf.shape)
+        np.copyto(buf, src)
+        return
+    from .runtime.cuda import get_device
+    dev = get_device()
+    if node.is_view or node.base.op == "const":
+        node = t.contiguous().realize().node
+    src = node.base.buffer
+    dev.copy(buf, (dev.from_host(src) if isinstance(src, np.ndarray) else src).reshape(buf.shape))
 
 
 class JitFunction:
@@ -123,7 +181,7 @@ class JitFunction:
         sig = []
         for a in args:
             if isinstance(a, Tensor):
-                sig.append(("T", a.shape, a.dtype.name, a.requires_grad))
+                sig.append(("T", a.shape, a.dtype.name, a.requires_grad, a.device))
             else:
                 try:
                     hash(a)

@@ -65,4 +65,4 @@ def irfft_frames(spec: Tensor, n_fft: int) -> Tensor:
     # inner bins twice (once for their mirror image), and the inverse divides by n_fft
     weights = np.full((n_fft // 2 + 1, 1), 2.0 / n_fft)
     weights[0] = weights[-1] = 1.0 / n_fft
-    return _RFFTAdjoint.apply(spec * Tensor(weights, dtype=spec.dtype), n=n_fft)
+    return _RFFTAdjoint.apply(spec * Tensor(weights, dtype=spec.dtype, device=spec.device), n=n_fft)

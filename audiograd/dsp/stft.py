@@ -21,13 +21,13 @@ from ..tensor.tensor import Tensor
 from .fft import fft_supported, irfft_frames, rfft_frames
 
 
-def hann_window(window_length: int, periodic: bool = True, dtype=None) -> Tensor:
+def hann_window(window_length: int, periodic: bool = True, dtype=None, device=None) -> Tensor:
     """Hann window of ``window_length`` samples, like ``torch.hann_window``.
 
     ``periodic=True`` (the default) gives the window for spectral analysis (a length
     ``window_length + 1`` symmetric window with its last sample dropped).
     """
-    return Tensor(_hann(int(window_length), bool(periodic)), dtype=dtype or dt.default_float)
+    return Tensor(_hann(int(window_length), bool(periodic)), dtype=dtype or dt.default_float, device=device)
 
 
 def _hann(n: int, periodic: bool) -> np.ndarray:
@@ -118,7 +118,7 @@ def stft(x: Tensor, n_fft: int, hop_length: Optional[int] = None, win_length: Op
 
     if fft_supported(n_fft):
         if w_np is not None:
-            frames = frames * Tensor(w_np, dtype=x.dtype)
+            frames = frames * Tensor(w_np, dtype=x.dtype, device=x.device)
         spec = rfft_frames(frames.transpose(-1, -2))  # (..., 2, n_fft // 2 + 1, n_frames)
         if normalized:
             spec = spec * (n_fft ** -0.5)
@@ -130,7 +130,7 @@ def stft(x: Tensor, n_fft: int, hop_length: Optional[int] = None, win_length: Op
         return re, im
 
     m = _dft_matrix(n_fft, bool(onesided), bool(normalized), None if w_np is None else w_np.tobytes(), x.dtype.name)
-    spec = frames.matmul(Tensor(m, dtype=x.dtype)).transpose(-1, -2)  # (..., 2 * n_freq, n_frames)
+    spec = frames.matmul(Tensor(m, dtype=x.dtype, device=x.device)).transpose(-1, -2)  # (..., 2 * n_freq, n_frames)
     n_freq = m.shape[1] // 2
     return spec[..., :n_freq, :], spec[..., n_freq:, :]
 
@@ -172,7 +172,7 @@ def istft(real: Tensor, imag: Tensor, n_fft: int, hop_length: Optional[int] = No
     if normalized:
         frames = frames * (n_fft ** 0.5)
     total = n_fft + hop_length * (n_frames - 1)
-    windows = frames.transpose(-1, -2) * Tensor(w_np, dtype=frames.dtype)  # (..., n_frames, n_fft)
+    windows = frames.transpose(-1, -2) * Tensor(w_np, dtype=frames.dtype, device=frames.device)  # (..., n_frames, n_fft)
     y = fold(windows, windows.ndim - 2, total, hop_length)
 
     envelope = np.zeros(total)
@@ -186,7 +186,7 @@ def istft(real: Tensor, imag: Tensor, n_fft: int, hop_length: Optional[int] = No
     if end > start and np.abs(envelope[start:end]).min() < 1e-11:
         raise ValueError("istft: the window's overlap-add is zero somewhere (window, hop_length and "
                          "win_length do not satisfy the NOLA condition)")
-    y = y[..., start:end] / Tensor(envelope[start:end], dtype=y.dtype)
+    y = y[..., start:end] / Tensor(envelope[start:end], dtype=y.dtype, device=y.device)
     if length is not None and y.shape[-1] < length:
         y = _pad(y, [0, int(length) - y.shape[-1]])
     return y

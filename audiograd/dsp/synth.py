@@ -75,7 +75,7 @@ def upsample_frames(x, factor: int, mode: str = "linear") -> Tensor:
         w_cur = 1.0 - w_prev - w_next
 
         def weights(w):
-            return Tensor(w.reshape(1, 1, factor, 1).astype(x.dtype.np), dtype=x.dtype)
+            return Tensor(w.reshape(1, 1, factor, 1).astype(x.dtype.np), dtype=x.dtype, device=x.device)
 
         xp = pad(x, (0, 0, 1, 1), mode="replicate")  # clamp at both ends
         prev, cur, nxt = (xp[:, k:k + n].unsqueeze(2) for k in range(3))
@@ -125,7 +125,8 @@ def harmonic_oscillator(f0, amplitudes, sample_rate: float) -> Tensor:
     whole = cycles.detach().to(dt.int64).to(dt.float64)
     cycles = (cycles - whole).to(out_dtype)                                   # (B, N, 1), |.| < 1
 
-    harmonics = Tensor(np.arange(1, k_max + 1, dtype=out_dtype.np).reshape(1, 1, k_max), dtype=out_dtype)
+    harmonics = Tensor(np.arange(1, k_max + 1, dtype=out_dtype.np).reshape(1, 1, k_max),
+                       dtype=out_dtype, device=f0.device)
     sines = (cycles * (2.0 * math.pi) * harmonics).sin()                     # (B, N, K)
     f0d = f0.detach().to(out_dtype)
     audible = (f0d * harmonics) < (sample_rate / 2.0)                         # (B, N, K) bool
@@ -160,7 +161,7 @@ def noise_filter_ir(magnitudes) -> Tensor:
     scale[0] = scale[-1] = 1.0
     window = 0.5 - 0.5 * np.cos(2 * np.pi * (np.arange(taps) + 1) / (taps + 1))
     basis = scale[:, None] * np.cos(2 * np.pi * m[:, None] * t[None, :] / n_fft) / n_fft * window[None, :]
-    return mags @ Tensor(basis.astype(mags.dtype.np), dtype=mags.dtype)      # (..., L)
+    return mags @ Tensor(basis.astype(mags.dtype.np), dtype=mags.dtype, device=mags.device)      # (..., L)
 
 
 def filtered_noise(magnitudes, hop: int, seed: Optional[int] = None, noise=None) -> Tensor:

@@ -127,13 +127,14 @@ def encode_chunked(model, audio, chunk_samples: Optional[int] = None, margin: Op
     if margin < 0:
         raise ValueError(f"encode_chunked: margin must be >= 0, got {margin}")
     length, frames, per = x.shape[2], x.shape[2] // ratio, chunk_samples // ratio
+    device = next(model.parameters()).device
     raw = None
     spans = _spans(frames, per)
     with no_grad():
         for i, (a, b) in enumerate(spans):
             first, stop = _window(a, b, frames, per, margin)
             end = length if stop == frames else stop * ratio  # the last window keeps the tail samples
-            out = model.encoder(Tensor(np.ascontiguousarray(x[:, :, first * ratio:end]))).numpy()
+            out = model.encoder(Tensor(np.ascontiguousarray(x[:, :, first * ratio:end]), device=device)).numpy()
             if raw is None:
                 raw = np.empty((x.shape[0], out.shape[1], frames), dtype=np.float32)
             raw[:, :, a:b] = out[:, :, a - first:b - first]

@@ -211,9 +211,9 @@ class OobleckVAE(nn.Module):
         strides = cfg["encoder"]["config"].get("strides", (2, 4, 8, 8))
         self.downsampling_ratio = int(cfg.get("downsampling_ratio", math.prod(strides)))
 
-    @staticmethod
-    def _as_tensor(x, dtype) -> Tensor:
-        t = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype.np))
+    def _as_tensor(self, x, dtype) -> Tensor:
+        """``x`` as a tensor; arrays go where the model's parameters are."""
+        t = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=dtype.np), device=next(self.parameters()).device)
         if t.ndim != 3:
             raise ValueError(f"expected (batch, channels, time), got shape {tuple(t.shape)}")
         return t

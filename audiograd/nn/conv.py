@@ -59,6 +59,12 @@ class ConvRows(Function):
         return grads
 
 
+def _rows_kernel(x: Tensor) -> bool:
+    """Whether 1-D convolutions of ``x`` run on the shifted-row kernel: the blocked C kernel
+    (float32) on the CPU, one cuBLAS product per tap on the GPU (float32 and float64)."""
+    return x.dtype is dt.float32 or (x.device == "cuda" and x.dtype is dt.float64)
+
+
 def _conv1d_rows(xp: Tensor, weight: Tensor, bias, stride: int, dilation: int, groups: int) -> Tensor:
     """A 1-D convolution of the padded input ``xp`` by the blocked kernel (float32)."""
     n, cin, lp = xp.shape
@@ -136,8 +142,7 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, 
     out_sp = win.shape[2:2 + nd]
     g, cout_g, taps = groups, cout // groups, math.prod(kernel)
     win = win.reshape(n, g, cin_g, *out_sp, *kernel)
-    # the blocked kernel is CPU-only; on other devices the matrix-product path below runs
-    if nd == 1 and x.dtype is dt.float32 and cin_g * taps > DIRECT_MAX_TERMS and x.device == "cpu":
+    if nd == 1 and _rows_kernel(x) and cin_g * taps > DIRECT_MAX_TERMS:
         y = _conv1d_rows(xp, weight, bias, stride[0], dilation[0], groups)
         return y.squeeze(0) if unbatched else y
     if cin_g * taps <= DIRECT_MAX_TERMS:
@@ -182,7 +187,7 @@ def conv_transpose_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
     g, cin_g, taps = groups, cin // groups, math.prod(kernel)
     # every input step becomes a window of outputs: (cout_g*taps, cin_g) @ (cin_g, steps) per group
     wm = weight.reshape(g, cin_g, cout_g * taps).transpose(1, 2)
-    if nd == 1 and x.dtype is dt.float32 and x.device == "cpu":  # the blocked kernel reads W once, in place
+    if nd == 1 and _rows_kernel(x):  # the rows kernel reads W once, in place
         rows = pad(x, (0, ROW_SLACK))
         cols = ConvRows.apply(wm.unsqueeze(-1), rows, offsets=[0], length=in_sp[0])
     else:

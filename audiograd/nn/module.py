@@ -180,7 +180,7 @@ class Module:
         live.update(self.named_buffers())
         for k, arr in values.items():
             t = live[k]
-            t.assign(Tensor(arr.astype(t.dtype.np, copy=False), dtype=t.dtype))
+            t.assign(Tensor(arr.astype(t.dtype.np, copy=False), dtype=t.dtype, device=t.device))
         realize_all(live[k] for k in values)
         return missing, unexpected
 
@@ -202,22 +202,41 @@ class Module:
             p.requires_grad_(flag)
         return self
 
-    def to(self, target=None, dtype=None) -> "Module":
-        """Move to a device ('cpu') or cast floating parameters and buffers to ``dtype``."""
+    def to(self, target=None, dtype=None, device=None) -> "Module":
+        """Move to a device (``to("cuda")``), cast floating parameters and buffers
+        (``to(audiograd.float64)``), or both. Parameters keep their identity, as in PyTorch:
+        an optimizer built before the move still updates them; their gradients move too."""
         if isinstance(target, str) and target not in dt._BY_NAME:
-            Tensor(0.0).to(target)  # raises for unavailable devices
-            target = None
+            device, target = target, None
         d = target if target is not None else dtype
-        if d is None:
-            return self
-        d = dt.to_dtype(d)
+        d = dt.to_dtype(d) if d is not None else None
+        if device is not None:
+            device = Tensor(0.0).to(device).device  # raises for unavailable devices
         for m in self.modules():
             for store in (m._parameters, m._buffers):
                 for n, t in store.items():
-                    if t is not None and t.dtype.is_float and t.dtype is not d:
-                        new = t.detach().to(d).realize()
-                        store[n] = Parameter(new, requires_grad=t.requires_grad) if isinstance(t, Parameter) else new
+                    if t is None:
+                        continue
+                    cast = d if d is not None and t.dtype.is_float and t.dtype is not d else None
+                    move = device if device is not None and t.device != device else None
+                    if cast is None and move is None:
+                        continue
+                    new = t.detach().to(cast or t.dtype, device=move).realize()
+                    if isinstance(t, Parameter):
+                        t.node = new.node
+                        if t.grad is not None:
+                            t.grad = t.grad.to(cast or t.grad.dtype, device=move).realize()
+                    else:
+                        store[n] = new
         return self
+
+    def cuda(self) -> "Module":
+        """Move every parameter and buffer to the GPU."""
+        return self.to("cuda")
+
+    def cpu(self) -> "Module":
+        """Move every parameter and buffer to the CPU."""
+        return self.to("cpu")
 
     def float(self) -> "Module":
         return self.to(dt.float32)

@@ -50,7 +50,7 @@ class Program:
         self.members: Dict[int, LazyNode] = {}
         self.meta: List[tuple] = []          # (shape, numpy dtype) per slot
         self.slot_device: List[str] = []     # "cpu" or "cuda" per slot
-        self.default_device = common_device(outputs) or "cpu"
+        self.default_device = common_device(outputs) or config.default_device
         self.calls: List[Call] = []
         sources, cuda_sources = [], []
         for st in steps:
@@ -232,8 +232,6 @@ def realize(nodes: Sequence[LazyNode]) -> None:
     bufs: List[Optional[np.ndarray]] = [n.buffer if n.realized else None for n in prog.nodes]
     rec = Recorder.active
     if rec is not None:  # a capture keeps every buffer: replays reuse them
-        if any(d != "cpu" for d in prog.slot_device):
-            raise NotImplementedError("jit: capturing programs that run on 'cuda' is not supported yet")
         rec.runs.append((prog, bufs))
         pre = {s for s, n in enumerate(prog.nodes) if n.realized}
         prog.run(bufs)
@@ -242,7 +240,7 @@ def realize(nodes: Sequence[LazyNode]) -> None:
             if not node.realized:
                 node.buffer = bufs[prog.slot[node.id]]
                 node.srcs = ()
-                node.device = node.device or "cpu"
+                node.device = node.device or prog.slot_device[prog.slot[node.id]]
         return
     produced: List[List[LazyNode]] = [[] for _ in prog.calls]
     writer = {c.slots[0]: i for i, c in enumerate(prog.calls)}

@@ -37,6 +37,13 @@ def check_device(device) -> Optional[str]:
     raise RuntimeError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
 
 
+def set_default_device(device) -> None:
+    """Make ``device`` ("cpu" or "cuda") where new tensors live when no device is named, like
+    ``torch.set_default_device``. Tensors that already exist stay where they are."""
+    from ..config import config
+    config.default_device = check_device(device) or "cpu"
+
+
 def is_device_name(target) -> bool:
     """True when ``target`` names a device rather than a dtype."""
     return isinstance(target, str) and (target in DEVICES or target.startswith("cuda:"))

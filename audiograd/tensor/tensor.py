@@ -7,6 +7,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from .. import dtypes as dt
+from ..config import config
 from ..graph import lazy
 from ..graph.lazy import LazyNode
 from ..schedule.program import realize
@@ -37,6 +38,8 @@ class Tensor(MovementMixin, ReductionMixin):
             node = data
         else:
             node = node_from_data(data, dtype)
+            if device is None and config.default_device != "cpu":
+                device = config.default_device
         if device is not None and device != (node.device or "cpu"):
             from .device import move_node
             node = move_node(node, device)
@@ -65,7 +68,7 @@ class Tensor(MovementMixin, ReductionMixin):
     @property
     def device(self) -> str:
         """Where the tensor's values live: "cpu" or "cuda"."""
-        return self.node.device or "cpu"
+        return self.node.device or config.default_device
 
     def cuda(self) -> "Tensor":
         """This tensor on the GPU (itself if it is there already)."""
