@@ -1,4 +1,5 @@
 """Module, layers and weight norm: PyTorch state dicts load unchanged and give the same outputs."""
+import importlib.util
 import numpy as np
 import pytest
 import torch
@@ -99,10 +100,13 @@ def test_parameters_modes_and_zero_grad():
     assert all(p.grad is not None for p in net.parameters())
     net.zero_grad()
     assert all(p.grad is None for p in net.parameters())
+    params = list(net.parameters())
     net.to(ag.float64)
     assert all(p.dtype is ag.float64 for p in net.parameters())
-    with pytest.raises(RuntimeError, match="cuda"):
-        net.to("cuda")
+    assert [id(p) for p in net.parameters()] == [id(p) for p in params]  # identity kept, as in torch
+    if importlib.util.find_spec("cupy") is None:
+        with pytest.raises(RuntimeError, match="cuda"):
+            net.to("cuda")
 
 
 @pytest.mark.parametrize("make_ours,make_theirs", [

@@ -202,10 +202,95 @@ def test_mixing_devices_is_a_clear_error():
 
 
 @gpu
-def test_conv1d_falls_back_to_matmul_and_templates_are_cpu_only():
+def test_conv1d_and_conv_transpose1d():
     x, w = _randn(2, 8, 50), _randn(6, 8, 5)
     _both(lambda a, b: ag.nn.functional.conv1d(a, b, padding=2), x, w, rtol=1e-4, atol=1e-4)
     _both(lambda a, b: ag.nn.functional.conv_transpose1d(a, b.transpose(0, 1).contiguous(), stride=2), x, w,
           rtol=1e-4, atol=1e-4)
-    with pytest.raises(NotImplementedError, match="CUDA"):
-        ag.dsp.rfft_frames(ag.tensor(_randn(64, 4), device="cuda")).numpy()
+
+
+def _small_net():
+    ag.manual_seed(0)
+    return ag.nn.Sequential(ag.nn.Conv1d(3, 8, 5, padding=2), ag.nn.Tanh(), ag.nn.Conv1d(8, 2, 3, dilation=2))
+
+
+@gpu
+def test_module_to_cuda_keeps_parameters_and_an_optimizer_built_before():
+    net, ref = _small_net(), _small_net()
+    params = list(net.parameters())
+    opt = ag.optim.Adam(net.parameters(), lr=1e-2)
+    net.to("cuda")
+    assert [id(p) for p in net.parameters()] == [id(p) for p in params]
+    assert all(p.device == "cuda" for p in net.parameters())
+    ref_opt = ag.optim.Adam(ref.parameters(), lr=1e-2)
+    x = _randn(2, 3, 40)
+    for _ in range(3):
+        for model, o, dev in ((net, opt, "cuda"), (ref, ref_opt, "cpu")):
+            o.zero_grad()
+            loss = (model(ag.tensor(x, device=dev)) ** 2).mean()
+            loss.backward()
+            o.step()
+    for p, q in zip(net.parameters(), ref.parameters()):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-4, atol=1e-5)
+    net.cpu()
+    assert all(p.device == "cpu" for p in net.parameters())
+
+
+@gpu
+def test_jit_on_cuda_replays_as_a_cuda_graph():
+    w = ag.tensor(_randn(16, 16), device="cuda")
+
+    @ag.jit
+    def f(x):
+        return ((x @ w).sin() * 2).sum(1)
+
+    xs = [_randn(8, 16) for _ in range(5)]
+    for a in xs:
+        got = f(ag.tensor(a, device="cuda"))
+        assert got.device == "cuda"
+        np.testing.assert_allclose(got.numpy(), (np.sin(a @ w.numpy()) * 2).sum(1), rtol=1e-4, atol=1e-4)
+    (captured,) = f.programs.values()
+    assert captured.graph is not None and captured.graph.graph is not None, "replays did not become a CUDA graph"
+    with pytest.raises(RuntimeError, match="captured on 'cuda'"):
+        f(ag.tensor(xs[0]))
+
+
+@gpu
+def test_jit_training_step_on_cuda_matches_eager_cpu():
+    arrays = [_randn(16, 32) * 0.3, _randn(32, 4) * 0.3]
+
+    def make(device):
+        ps = [ag.tensor(a, device=device, requires_grad=True) for a in arrays]
+        return ps, ag.optim.Adam(ps, lr=1e-2)
+
+    def step(ps, opt, x, y):
+        opt.zero_grad()
+        loss = (((x @ ps[0]).tanh() @ ps[1] - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+
+    pg, og = make("cuda")
+    pc, oc = make("cpu")
+    run = ag.jit(lambda x, y: step(pg, og, x, y))
+    for i in range(6):
+        x, y = _randn(64, 16), _randn(64, 4)
+        lg = run(ag.tensor(x, device="cuda"), ag.tensor(y, device="cuda"))
+        lc = step(pc, oc, ag.tensor(x), ag.tensor(y))
+        np.testing.assert_allclose(lg.item(), lc.item(), rtol=1e-4)
+    for a, b in zip(pg, pc):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+@gpu
+def test_default_device():
+    before = ag.config.default_device
+    try:
+        ag.set_default_device("cuda")
+        t = ag.tensor([1.0, 2.0])
+        assert t.device == "cuda" and ag.zeros(3).device == "cuda"
+        assert ag.tensor([1.0], device="cpu").device == "cpu"
+        ag.set_default_device("cpu")
+        assert ag.tensor([1.0]).device == "cpu"
+    finally:
+        ag.set_default_device(before)
