@@ -46,7 +46,7 @@ class ConvRows(Function):
             # dX[c, p] = sum_{o,k} A[o,c,k] * grad[o, p - off_k]: the same kernel with in and out
             # swapped, reading grad padded by the largest offset on both sides
             reach = max(self.offsets)
-            rows = pad(grad, (reach, lrow - t + ROW_SLACK))
+            rows = pad(grad, (reach, lrow - t + _slack(reach + lrow)))
             dx = ConvRows.apply(a.permute(0, 2, 1, 3), rows, offsets=[reach - off for off in self.offsets],
                                 length=lrow)
         if self.needs_grad[0]:
@@ -57,6 +57,12 @@ class ConvRows(Function):
         if len(self.needs_grad) > 2:
             grads += (grad.sum((0, 2)) if self.needs_grad[2] else None,)
         return grads
+
+
+def _slack(length: int) -> int:
+    """Spare elements after rows of ``length``: the CPU kernel's vector overrun, rounded up so
+    that rows start on 16 bytes (tensor-core GEMMs on the GPU run at half speed otherwise)."""
+    return ROW_SLACK + (-(length + ROW_SLACK)) % 4
 
 
 def _rows_kernel(x: Tensor) -> bool:
@@ -77,7 +83,7 @@ def _conv1d_rows(xp: Tensor, weight: Tensor, bias, stride: int, dilation: int, g
         rows = pad(xp, (0, lph * stride - lp)).reshape(n, cin, lph, stride).permute(0, 1, 3, 2)
         rows = rows.reshape(n, cin, stride * lph)
         offsets = [((j * dilation) % stride) * lph + (j * dilation) // stride for j in range(k)]
-    rows = pad(rows, (0, ROW_SLACK))
+    rows = pad(rows, (0, _slack(rows.shape[2])))
     a = weight.reshape(groups, cout // groups, cin_g, k)
     extra = (bias,) if bias is not None else ()
     return ConvRows.apply(a, rows, *extra, offsets=offsets, length=out_len)
@@ -188,7 +194,7 @@ def conv_transpose_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
     # every input step becomes a window of outputs: (cout_g*taps, cin_g) @ (cin_g, steps) per group
     wm = weight.reshape(g, cin_g, cout_g * taps).transpose(1, 2)
     if nd == 1 and _rows_kernel(x):  # the rows kernel reads W once, in place
-        rows = pad(x, (0, ROW_SLACK))
+        rows = pad(x, (0, _slack(x.shape[2])))
         cols = ConvRows.apply(wm.unsqueeze(-1), rows, offsets=[0], length=in_sp[0])
     else:
         cols = wm @ x.reshape(n, g, cin_g, math.prod(in_sp))

@@ -100,8 +100,10 @@ class CudaDevice:
                                strides=tuple(s * it for s in view.strides))
 
     def matmul(self, out, a, b) -> None:
-        """``out = a @ b`` with cuBLAS (batched and broadcast like numpy)."""
-        self.cp.matmul(a, b, out=out)
+        """``out = a @ b`` with cuBLAS (batched and broadcast like numpy), reading strided
+        operands in place where it can, at the precision ``config.cuda_matmul_precision`` names."""
+        from . import cuda_blas
+        cuda_blas.matmul(out, a, b)
 
     def copy(self, dst, src) -> None:
         """Copy ``src``'s elements into ``dst`` (same shape)."""
