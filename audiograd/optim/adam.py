@@ -1,12 +1,14 @@
 """Adam and AdamW with PyTorch's update rules (bias corrections, eps after the square root).
 
-Parameters held in plain float CPU buffers (all CPU parameters, in practice) are updated by
-one fused multi-tensor kernel per group (``codegen.optim_template``); any other parameter (a
-strided view, an empty tensor, a GPU tensor) by the same rules written as tensor ops.
+Parameters held in plain float buffers are updated by one fused multi-tensor kernel per group,
+device and dtype: C on the CPU (``codegen.optim_template``), CUDA on the GPU
+(``codegen.optim_cuda``). Any other parameter (a strided view, an empty tensor) is updated by
+the same rules written as tensor ops. A parameter's state lives on the parameter's device; so
+does the learning rate its kernels read.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -15,18 +17,28 @@ from ..codegen.optim_template import render_adam
 from ..config import config
 from ..schedule.program import Program
 from ..tensor.tensor import Tensor, realize_all
-from .optimizer import Optimizer, scalar_tensor
+from .optimizer import Optimizer
 
 
-def _plain_buffer(t: Tensor) -> Optional[np.ndarray]:
-    """``t``'s own C-contiguous buffer, if its values are exactly that buffer."""
+def _plain_buffer(t: Tensor):
+    """``t``'s own C-contiguous buffer (numpy or CuPy), if its values are exactly that buffer."""
     buf = t.node.buffer
     if buf is None:
         t.realize()
         buf = t.node.buffer  # still None for a view
-    if not isinstance(buf, np.ndarray):  # the fused kernel is CPU code
+    if buf is None or (not isinstance(buf, np.ndarray) and t.device != "cuda"):
         return None
-    return buf if buf.flags.c_contiguous and buf.shape == tuple(t.shape) else None
+    return buf if buf.flags.c_contiguous and tuple(buf.shape) == tuple(t.shape) else None
+
+
+def _on_device(values, dtype: dt.DType, device: str) -> Tensor:
+    """A realized tensor with its own buffer on ``device`` holding ``values`` (0-d stays 0-d)."""
+    return Tensor(np.asarray(values, dtype.np), dtype=dtype, device=device).realize()
+
+
+def _zeros(shape, dtype: dt.DType, device: str) -> Tensor:
+    """A realized tensor of zeros with its own buffer on ``device``."""
+    return _on_device(np.zeros(shape, dtype.np), dtype, device)
 
 
 class Adam(Optimizer):
@@ -45,26 +57,57 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
         self._programs: Dict[tuple, Program] = {}   # fused step per group layout
+        self._lr_cuda: Dict[int, Tensor] = {}         # per group index: lr as a float64 CUDA scalar
+        self._lr_cuda_value: Dict[int, float] = {}    # the value last written there
 
     def _state(self, p: Tensor, amsgrad: bool) -> Dict[str, Any]:
         st = self.state.setdefault(p, {})
         if not st:
-            st["step"] = scalar_tensor(0.0)
-            st["exp_avg"] = Tensor(np.zeros(p.shape, p.dtype.np), dtype=p.dtype).realize()
-            st["exp_avg_sq"] = Tensor(np.zeros(p.shape, p.dtype.np), dtype=p.dtype).realize()
+            st["step"] = _zeros((), dt.float64, p.device)
+            st["exp_avg"] = _zeros(p.shape, p.dtype, p.device)
+            st["exp_avg_sq"] = _zeros(p.shape, p.dtype, p.device)
+        elif st["step"].device != p.device:  # the parameter moved (Module.to): its state follows
+            st.update({k: _on_device(v.numpy(), v.dtype, p.device) for k, v in st.items() if isinstance(v, Tensor)})
         if amsgrad and st.get("max_exp_avg_sq") is None:
-            st["max_exp_avg_sq"] = Tensor(np.zeros(p.shape, p.dtype.np), dtype=p.dtype).realize()
+            st["max_exp_avg_sq"] = _zeros(p.shape, p.dtype, p.device)
         return st
+
+    def _device_lr(self, lr: Tensor) -> Tensor:
+        """The CUDA copy of a group's learning-rate scalar ``lr`` (made on first use)."""
+        gi = next(i for i, t in enumerate(self._lr) if t is lr)
+        t = self._lr_cuda.get(gi)
+        if t is None:
+            value = float(self.param_groups[gi]["lr"])
+            t = self._lr_cuda[gi] = _on_device(value, dt.float64, "cuda")
+            self._lr_cuda_value[gi] = value
+        return t
+
+    def _sync_hyper(self) -> None:
+        super()._sync_hyper()
+        for gi, t in self._lr_cuda.items():
+            value = float(self.param_groups[gi]["lr"])
+            if self._lr_cuda_value[gi] != value:  # a fill on the stream: queued steps keep their rate
+                t.node.base.buffer.fill(value)
+                self._lr_cuda_value[gi] = value
+
+    def _load_param_state(self, p: Tensor, s: Dict[str, Any]) -> Dict[str, Any]:
+        out = super()._load_param_state(p, s)
+        if p.device == "cpu":
+            return out
+        return {k: _on_device(v.numpy(), v.dtype, p.device) if isinstance(v, Tensor) else v for k, v in out.items()}
 
     def _step_group(self, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:
         params = [p for p in group["params"] if p.grad is not None]
         realize_all([p.grad for p in params])
-        fused: Dict[str, list] = {}
+        lrs = {"cpu": lr}
+        fused: Dict[tuple, list] = {}
         outs: List[Tensor] = []
         for p in params:
+            if p.device not in lrs:
+                lrs[p.device] = self._device_lr(lr)
             pbuf = _plain_buffer(p) if p.dtype in (dt.float32, dt.float64) and p.numel() else None
-            if pbuf is None:
-                outs.extend(self._update(p, p.grad.detach(), group, lr))
+            if pbuf is None or p.grad.device != p.device:
+                outs.extend(self._update(p, p.grad.detach(), group, lrs[p.device]))
                 continue
             g = p.grad.detach()
             if g.dtype != p.dtype or tuple(g.shape) != tuple(p.shape):
@@ -77,23 +120,29 @@ class Adam(Optimizer):
             if group["amsgrad"]:
                 bufs.append(st["max_exp_avg_sq"].node.base.buffer)
             bufs.append(st["step"].node.base.buffer)
-            fused.setdefault(p.dtype.ctype, []).append(bufs)
-        for ctype, per_param in fused.items():
-            prog = self._fused_program(group, ctype, tuple(b[0].size for b in per_param))
-            prog.record_and_run([b for bufs in per_param for b in bufs] + [lr.node.base.buffer])
+            fused.setdefault((p.device, p.dtype.ctype), []).append(bufs)
+        for (device, ctype), per_param in fused.items():
+            prog = self._fused_program(group, device, ctype, tuple(b[0].size for b in per_param))
+            prog.record_and_run([b for bufs in per_param for b in bufs] + [lrs[device].node.base.buffer])
         return outs
 
-    def _fused_program(self, group: Dict[str, Any], ctype: str, sizes: tuple) -> Program:
-        """The compiled fused step for this group's hyperparameters and tensor sizes (cached)."""
+    def _fused_program(self, group: Dict[str, Any], device: str, ctype: str, sizes: tuple) -> Program:
+        """The compiled fused step for this group's hyperparameters, device and tensor sizes (cached)."""
         beta1, beta2 = group["betas"]
-        key = (ctype, sizes, float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]),
+        key = (device, ctype, sizes, float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]),
                bool(group["amsgrad"]), bool(group["maximize"]))
         if key not in self._programs:
-            name = f"adam_step_{ctype}_{len(sizes)}"
-            source = render_adam(name, ctype, sizes, beta1=beta1, beta2=beta2, eps=group["eps"],
-                                 weight_decay=group["weight_decay"], decoupled=self._decoupled,
-                                 amsgrad=group["amsgrad"], maximize=group["maximize"], nthreads=config.num_threads)
-            self._programs[key] = Program.from_kernel(name, source, len(sizes) * (5 + bool(group["amsgrad"])) + 1)
+            hyper = dict(beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                         decoupled=self._decoupled, amsgrad=group["amsgrad"], maximize=group["maximize"])
+            if device == "cuda":
+                from ..codegen.optim_cuda import fused_adam_launches
+                n_buffers = len(sizes) * (5 + bool(group["amsgrad"])) + 1
+                self._programs[key] = Program.from_cuda_call(f"adam_{ctype}", fused_adam_launches(ctype, sizes, **hyper),
+                                                             n_buffers)
+            else:
+                name = f"adam_step_{ctype}_{len(sizes)}"
+                source = render_adam(name, ctype, sizes, nthreads=config.num_threads, **hyper)
+                self._programs[key] = Program.from_kernel(name, source, len(sizes) * (5 + bool(group["amsgrad"])) + 1)
         return self._programs[key]
 
     def _update(self, p: Tensor, grad: Tensor, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:

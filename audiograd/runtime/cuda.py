@@ -87,7 +87,7 @@ class CudaDevice:
 
     def from_host(self, array: np.ndarray):
         """A device copy of a host array."""
-        return self.cp.asarray(np.ascontiguousarray(array))
+        return self.cp.asarray(np.ascontiguousarray(array).reshape(np.shape(array)))
 
     def to_host(self, array) -> np.ndarray:
         """A host (numpy) copy of a device array."""

@@ -113,6 +113,16 @@ class Program:
                            table=PointerTable(n_buffers))]
         return prog
 
+    @classmethod
+    def from_cuda_call(cls, name: str, fn, n_buffers: int) -> "Program":
+        """A GPU program of one call that hands its ``n_buffers`` caller-provided buffers to
+        ``fn`` (hand-written launches, such as a fused optimizer step)."""
+        prog = cls.__new__(cls)
+        prog.nodes, prog.slot, prog.members, prog.meta = [], {}, {}, [None] * n_buffers
+        prog.slot_device, prog.default_device = ["cuda"] * n_buffers, "cuda"
+        prog.calls = [Call("cuda_library", list(range(n_buffers)), name, fn)]
+        return prog
+
     def record_and_run(self, bufs: List[np.ndarray]) -> None:
         """Run over ``bufs``; inside a ``jit`` capture, also record the run so replays repeat it
         (on a copy of this program: the capture owns what it records and caches its pointers)."""
