@@ -3,9 +3,16 @@
 Thread mapping (correct first; tuning comes later):
 - element-wise kernels: one thread per output element over a grid-stride loop, the flat index
   decomposed into the loop nest's variables;
-- reductions: one block per output (a block-wide tree reduction with warp shuffles) when the
-  reduction is long, one thread per output with a serial loop when it is short; float sums
-  accumulate in double, like the C path;
+- reductions: when the reduced data is contiguous along the innermost output loop (a sum
+  over rows, say), a block takes a tile of up to 32 neighbouring outputs so that every warp
+  reads whole rows; otherwise one block per output (a block-wide tree reduction with warp
+  shuffles) when the reduction is long, one thread per output with a serial loop when it is
+  short. Float sums accumulate in double, like the C path. When a few outputs (or tiles) would
+  leave most of the GPU idle, each one's reduction is split over several blocks: every block
+  stores its part in a scratch array of the module, and the block that finishes last (counted
+  with an atomic it resets for the next launch) combines the parts in a fixed order and writes
+  the output, so results are the same on every run and the kernel stays one launch, with no
+  allocation, that a CUDA graph can capture;
 - cumulative sums: one thread per row, scanning it serially.
 Kernels are ``extern "C" __global__`` and take one pointer argument per buffer (0 is the output).
 """
@@ -29,6 +36,10 @@ THREADS = 256
 MAX_BLOCKS = 1 << 16
 # reductions at least this long get a block per output, shorter ones a thread per output
 BLOCK_REDUCE_MIN = 256
+# blocks a split reduction aims for (a few resident blocks on each SM of a large GPU)
+SPLIT_BLOCKS = 1024
+# elements each block of a split reduction reads at least
+SPLIT_MIN = 4096
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,17 @@ def _cuda_alu(op: str, a: List[str], dtype: DType, src_dtype: DType) -> str:
     if op == "abs" and dtype.is_float:
         return f"fabs{'f' if dtype is float32 else ''}({a[0]})"
     return _alu(op, a, dtype, src_dtype)
+
+
+def split_factor(n_out: int, n_red: int) -> int:
+    """Blocks sharing each output of a block reduction: more than one when a block per output
+    would leave the GPU idle and each block still gets a long stretch of the reduction."""
+    return max(1, min(SPLIT_BLOCKS // max(n_out, 1), n_red // SPLIT_MIN))
+
+
+def column_split_factor(tiles: int, cols: int, n_red: int) -> int:
+    """Blocks sharing each tile of ``cols`` outputs of a column reduction (see ``split_factor``)."""
+    return max(1, min(SPLIT_BLOCKS // tiles, cols * n_red // SPLIT_MIN, -(-n_red // (THREADS // cols))))
 
 
 def _threads_for(n: int) -> int:
@@ -80,8 +102,21 @@ class CudaRenderer(CRenderer):
         n_red = math.prod(l.size for l in red_loops)
         reduce = next((e for e in walk(k.root) if isinstance(e, Reduce)), None)
         block_reduce = reduce is not None and n_red >= BLOCK_REDUCE_MIN
+        column = block_reduce and self._column_reduce(reduce, out_loops, red_loops)
         threads = THREADS if block_reduce else _threads_for(n_out)
-        lines = [CUDA_PRELUDE, f'extern "C" __global__ void __launch_bounds__({threads}) {name}(']
+        if column:
+            cols = min(32, out_loops[-1].size)
+            tiles = n_out // out_loops[-1].size * -(-out_loops[-1].size // cols)
+            split = column_split_factor(tiles, cols, n_red)
+            slots, counters = tiles * split * cols, tiles
+        else:
+            split = split_factor(n_out, n_red) if block_reduce else 1
+            slots, counters = n_out * split, n_out
+        lines = [CUDA_PRELUDE]
+        if split > 1:
+            lines += [f"__device__ {_acc_dtype(reduce).ctype} ag_parts[{slots}];",
+                      f"__device__ unsigned int ag_arrived[{counters}];"]
+        lines.append(f'extern "C" __global__ void __launch_bounds__({threads}) {name}(')
         params = []
         for i, dt in enumerate(k.buf_dtypes):
             qual = "" if (i == 0 or k.inplace) else "const "
@@ -91,7 +126,13 @@ class CudaRenderer(CRenderer):
         body = _Block(lines, 1)
         out_idx = " + ".join(f"{l.var}*{st}" if st != 1 else l.var
                              for l, st in zip(nest.loops, nest.out_strides) if st) or "0"
-        if block_reduce:
+        if column:
+            self._emit_column_reduce(body, reduce, out_loops, red_loops, n_red, cols, tiles, split, out_idx)
+            grid = min(tiles, MAX_BLOCKS) * split
+        elif split > 1:
+            self._emit_split_reduce(body, reduce, out_loops, red_loops, n_red, split, out_idx)
+            grid = n_out * split
+        elif block_reduce:
             self._emit_block_reduce(body, reduce, out_loops, red_loops, n_out, n_red, out_idx)
             grid = min(n_out, MAX_BLOCKS)
         else:
@@ -136,6 +177,67 @@ class CudaRenderer(CRenderer):
         body.close_all(depth)
         body.add(f"acc = ag_block_reduce(acc, ag_part, {op}, ({acc_t.ctype}){init});")
         body.open("if (threadIdx.x == 0) {")
+        self._emit_epilogue(body, reduce, out_idx)
+        body.close_all(depth - 1)
+
+    def _emit_split_reduce(self, body: _Block, reduce: Reduce, out_loops, red_loops, n_red: int, split: int,
+                           out_idx: str) -> None:
+        """Block ``o * split + s`` reduces every ``split``-th stretch of THREADS elements of output
+        ``o``, starting at stretch ``s``; the last of the ``split`` blocks writes the output."""
+        acc_t = _acc_dtype(reduce)
+        op = "AgSum()" if reduce.op == "sum" else "AgMax()"
+        init = f"({acc_t.ctype}){_acc_init(reduce)}"
+        body.add(f"__shared__ {acc_t.ctype} ag_part[32];",
+                 f"const long long o = blockIdx.x / {split}u;",
+                 f"const unsigned int s = blockIdx.x % {split}u;")
+        self._decompose(body, "o", out_loops)
+        body.add(f"{acc_t.ctype} acc = {init};")
+        depth = body.depth
+        body.add("#pragma unroll 4")
+        body.open(f"for (long long r = (long long)s * blockDim.x + threadIdx.x; r < {n_red}LL; "
+                  f"r += {split}LL * blockDim.x) {{")
+        self._decompose(body, "r", red_loops)
+        stmts, v = self._stmts(reduce.src, body.indent)
+        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
+        body.close_all(depth)
+        body.add(f"acc = ag_block_reduce(acc, ag_part, {op}, {init});")
+        body.open(f"if (ag_split_reduce(acc, ag_parts + o * {split}, ag_arrived + o, {split}u, s, ag_part, {op}, "
+                  f"{init}) && threadIdx.x == 0) {{")
+        self._emit_epilogue(body, reduce, out_idx)
+        body.close_all(depth)
+
+    def _emit_column_reduce(self, body: _Block, reduce: Reduce, out_loops, red_loops, n_red: int, cols: int,
+                            tiles: int, split: int, out_idx: str) -> None:
+        """For data contiguous along the innermost output loop: a block takes a tile of ``cols``
+        neighbouring outputs, thread ``t`` accumulates output ``t % cols`` over every
+        (THREADS // cols)-th step of the reduction, so each warp reads whole rows; with
+        ``split`` > 1, ``split`` blocks share a tile and the last of them writes it."""
+        acc_t = _acc_dtype(reduce)
+        op = "AgSum()" if reduce.op == "sum" else "AgMax()"
+        init = f"({acc_t.ctype}){_acc_init(reduce)}"
+        inner, rows = out_loops[-1], THREADS // cols
+        per_row = -(-inner.size // cols)
+        body.add(f"__shared__ {acc_t.ctype} ag_cols[{THREADS}];",
+                 f"const unsigned int tx = threadIdx.x % {cols}u, ty = threadIdx.x / {cols}u;",
+                 f"const unsigned int s = blockIdx.x % {split}u;")
+        body.open(f"for (long long tile = blockIdx.x / {split}u; tile < {tiles}LL; tile += gridDim.x / {split}u) {{")
+        depth = body.depth
+        self._decompose(body, f"(tile / {per_row}LL)", out_loops[:-1])
+        body.add(f"const long long {inner.var} = (tile % {per_row}LL) * {cols} + tx;",
+                 f"{acc_t.ctype} acc = {init};")
+        body.open(f"if (ty < {rows}u && {inner.var} < {inner.size}LL) {{")
+        body.add("#pragma unroll 4")
+        body.open(f"for (long long r = (long long)s * {rows} + ty; r < {n_red}LL; r += {split * rows}LL) {{")
+        self._decompose(body, "r", red_loops)
+        stmts, v = self._stmts(reduce.src, body.indent)
+        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
+        body.close_all(depth)
+        body.add(f"acc = ag_column_reduce(acc, ag_cols, {cols}u, {rows}u, {op});")
+        last = "1"
+        if split > 1:
+            last = (f"ag_split_columns(acc, ag_parts + tile * {split * cols}, ag_arrived + tile, {split}u, s, "
+                    f"{cols}u, {rows}u, ag_cols, {op}, {init})")
+        body.open(f"if ({last} && ty == 0 && {inner.var} < {inner.size}LL) {{")
         self._emit_epilogue(body, reduce, out_idx)
         body.close_all(depth - 1)
 
