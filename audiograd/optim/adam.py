@@ -57,6 +57,7 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
         self._programs: Dict[tuple, Program] = {}   # fused step per group layout
+        self._replays: Dict[int, tuple] = {}          # per group: (what the last step read, its runs)
         self._lr_cuda: Dict[int, Tensor] = {}         # per group index: lr as a float64 CUDA scalar
         self._lr_cuda_value: Dict[int, float] = {}    # the value last written there
 
@@ -96,9 +97,26 @@ class Adam(Optimizer):
             return out
         return {k: _on_device(v.numpy(), v.dtype, p.device) if isinstance(v, Tensor) else v for k, v in out.items()}
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self._replays.clear()  # let the old gradients go
+        super().zero_grad(set_to_none)
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self._replays.clear()  # the state buffers are new
+        super().load_state_dict(state_dict)
+
     def _step_group(self, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:
         params = [p for p in group["params"] if p.grad is not None]
         realize_all([p.grad for p in params])
+        # the same parameters and gradient buffers as last step: replay its fused launches
+        key = [group[k] for k in ("betas", "eps", "weight_decay", "amsgrad", "maximize")] + \
+            [n for p in params for n in (p.node, p.grad.node)]
+        last = self._replays.get(id(group))
+        if last is not None and len(last[0]) == len(key) and all(a is b for a, b in zip(last[0], key)):
+            for prog, bufs in last[1]:
+                prog.record_and_run(bufs)
+            return []
+        self._replays.pop(id(group), None)
         lrs = {"cpu": lr}
         fused: Dict[tuple, list] = {}
         outs: List[Tensor] = []
@@ -121,9 +139,13 @@ class Adam(Optimizer):
                 bufs.append(st["max_exp_avg_sq"].node.base.buffer)
             bufs.append(st["step"].node.base.buffer)
             fused.setdefault((p.device, p.dtype.ctype), []).append(bufs)
+        runs = []
         for (device, ctype), per_param in fused.items():
             prog = self._fused_program(group, device, ctype, tuple(b[0].size for b in per_param))
-            prog.record_and_run([b for bufs in per_param for b in bufs] + [lrs[device].node.base.buffer])
+            runs.append((prog, [b for bufs in per_param for b in bufs] + [lrs[device].node.base.buffer]))
+            prog.record_and_run(runs[-1][1])
+        if not outs:
+            self._replays[id(group)] = (key, runs)
         return outs
 
     def _fused_program(self, group: Dict[str, Any], device: str, ctype: str, sizes: tuple) -> Program:
