@@ -122,3 +122,20 @@ def test_adam_step_is_one_fused_kernel(name, monkeypatch):
                                                                    real_run(self, bufs, **kw)))
     opt.step()
     assert runs == [1]
+
+
+def test_loading_a_state_dict_after_steps_takes_effect_on_the_next_step():
+    rng = np.random.default_rng(3)
+    p = ag.tensor(rng.standard_normal(1000).astype(np.float32), requires_grad=True)
+    p.grad = ag.tensor(rng.standard_normal(1000).astype(np.float32))
+    opt = Adam([p], lr=1e-2)
+    opt.step()
+    saved, at = opt.state_dict(), p.numpy()
+    opt.step()
+    opt.step()
+    expected = p.numpy()
+    p.node.base.buffer[...] = at  # in place: the same buffer as before
+    opt.load_state_dict(saved)  # same parameter and gradient: the next steps must use the loaded moments
+    opt.step()
+    opt.step()
+    np.testing.assert_array_equal(p.numpy(), expected)
