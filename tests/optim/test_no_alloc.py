@@ -8,6 +8,8 @@ from audiograd.optim import SGD, Adam, AdamW, lr_scheduler
 from audiograd.runtime.buffers import pool
 from audiograd.runtime.cpu import stats
 
+pytestmark = pytest.mark.cpu_only  # the host buffer pool and C kernel counts
+
 rng = np.random.default_rng(1)
 # big enough that buffers go through the pool (>= 64 KiB)
 X = rng.standard_normal((256, 64)).astype(np.float32)

@@ -19,7 +19,7 @@ def _randn(*shape, dtype=np.float32):
 
 def _both(fn, *arrays, rtol=1e-5, atol=1e-6):
     """Run ``fn`` on CPU tensors and on CUDA tensors made from ``arrays``; compare the results."""
-    ref = fn(*[ag.tensor(a) for a in arrays])
+    ref = fn(*[ag.tensor(a, device="cpu") for a in arrays])
     out = fn(*[ag.tensor(a, device="cuda") for a in arrays])
     assert out.device == "cuda"
     got = out.numpy()
@@ -168,7 +168,7 @@ def test_mlp_autograd_matches_cpu():
 @gpu
 def test_moving_between_devices():
     a = _randn(3, 4)
-    x = ag.tensor(a, requires_grad=True)
+    x = ag.tensor(a, requires_grad=True, device="cpu")
     g = x.cuda()
     assert g.device == "cuda" and x.device == "cpu"
     assert g.to("cuda") is g and x.to("cpu") is x
@@ -188,7 +188,7 @@ def test_moving_between_devices():
 
 @gpu
 def test_mixing_devices_is_a_clear_error():
-    c, g = ag.tensor([1.0, 2.0, 3.0]), ag.ones(3, device="cuda")
+    c, g = ag.tensor([1.0, 2.0, 3.0], device="cpu"), ag.ones(3, device="cuda")
     with pytest.raises(RuntimeError, match="same device"):
         c + g
     with pytest.raises(RuntimeError, match="same device"):
@@ -196,7 +196,7 @@ def test_mixing_devices_is_a_clear_error():
     # constants made without a device follow the tensors they meet
     np.testing.assert_array_equal((ag.ones(3) + g).numpy(), [2, 2, 2])
     with pytest.raises(RuntimeError, match="same device"):
-        ag.tensor(np.ones((2, 3), np.float32)) @ ag.ones(3, 2, device="cuda")
+        ag.tensor(np.ones((2, 3), np.float32), device="cpu") @ ag.ones(3, 2, device="cuda")
     with pytest.raises(RuntimeError, match="one GPU"):
         ag.ones(2, device="cuda:1")
 
@@ -216,7 +216,7 @@ def _small_net():
 
 @gpu
 def test_module_to_cuda_keeps_parameters_and_an_optimizer_built_before():
-    net, ref = _small_net(), _small_net()
+    net, ref = _small_net().to("cpu"), _small_net().to("cpu")
     params = list(net.parameters())
     opt = ag.optim.Adam(net.parameters(), lr=1e-2)
     net.to("cuda")
@@ -252,7 +252,7 @@ def test_jit_on_cuda_replays_as_a_cuda_graph():
     (captured,) = f.programs.values()
     assert captured.graph is not None and captured.graph.graph is not None, "replays did not become a CUDA graph"
     with pytest.raises(RuntimeError, match="same device"):  # a CPU argument is a new signature
-        f(ag.tensor(xs[0]))
+        f(ag.tensor(xs[0], device="cpu"))
 
 
 @gpu
@@ -276,7 +276,7 @@ def test_jit_training_step_on_cuda_matches_eager_cpu():
     for i in range(6):
         x, y = _randn(64, 16), _randn(64, 4)
         lg = run(ag.tensor(x, device="cuda"), ag.tensor(y, device="cuda"))
-        lc = step(pc, oc, ag.tensor(x), ag.tensor(y))
+        lc = step(pc, oc, ag.tensor(x, device="cpu"), ag.tensor(y, device="cpu"))
         np.testing.assert_allclose(lg.item(), lc.item(), rtol=1e-4)
     for a, b in zip(pg, pc):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)

@@ -13,6 +13,8 @@ import audiograd as ag
 from audiograd.runtime import cpu
 from audiograd.runtime.compiler import CompileError, CompilerNotFoundError
 
+pytestmark = pytest.mark.cpu_only  # the C compiler's disk cache
+
 PROGRAM = textwrap.dedent("""
     import json, sys
     import numpy as np
