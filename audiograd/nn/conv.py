@@ -89,27 +89,6 @@ def _conv1d_rows(xp: Tensor, weight: Tensor, bias, stride: int, dilation: int, g
     return ConvRows.apply(a, rows, *extra, offsets=offsets, length=out_len)
 
 
-def transposed_phases(x: Tensor, weight: Tensor, stride: int, groups: int) -> Tensor:
-    """A 1-D transposed convolution (dilation 1, no bias, uncropped) as ``stride`` phase
-    convolutions in one rows-kernel call: output sample ``stride*q + r`` sums taps
-    ``r, r + stride, ...`` over inputs ``q, q - 1, ...``, so the phases are a stride-1
-    convolution with ``ceil(k / stride)`` taps and ``stride`` times the output channels,
-    interleaved afterwards. No column buffer ``k`` times the output is ever made, which is
-    what bounds the memory of long decodes on the GPU. Returns (n, cout, stride * q) samples
-    with q = in + taps - 1, the full output length rounded up to the stride."""
-    n, cin, t = x.shape
-    cout_g, k = weight.shape[1], weight.shape[2]
-    taps = -(-k // stride)
-    w = pad(weight, (0, taps * stride - k)) if taps * stride != k else weight
-    # w[c, o, j*stride + r] -> a[g, o*stride + r, c, m] with m = taps - 1 - j (inputs q - j)
-    a = w.reshape(groups, cin // groups, cout_g, taps, stride).permute(0, 2, 4, 1, 3).flip(-1)
-    a = a.reshape(groups, cout_g * stride, cin // groups, taps)
-    q = t + taps - 1
-    rows = pad(x, (taps - 1, taps - 1 + _slack(t + 2 * (taps - 1))))
-    out = ConvRows.apply(a, rows, offsets=list(range(taps)), length=q)   # (n, cout * stride, q)
-    return out.reshape(n, groups * cout_g, stride, q).transpose(2, 3).reshape(n, groups * cout_g, q * stride)
-
-
 def _tuple(v, n: int, name: str, op: str) -> Tuple[int, ...]:
     t = (v,) * n if isinstance(v, int) else tuple(v)
     if len(t) != n or any(not isinstance(i, int) for i in t):
@@ -214,21 +193,17 @@ def conv_transpose_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
     g, cin_g, taps = groups, cin // groups, math.prod(kernel)
     # every input step becomes a window of outputs: (cout_g*taps, cin_g) @ (cin_g, steps) per group
     wm = weight.reshape(g, cin_g, cout_g * taps).transpose(1, 2)
-    if nd == 1 and x.device == "cuda" and dilation[0] == 1 and stride[0] > 1:
-        full = (in_sp[0] - 1) * stride[0] + kernel[0]
-        y = transposed_phases(x, weight, stride[0], groups)[..., :full]
+    if nd == 1 and _rows_kernel(x):  # the rows kernel reads W once, in place
+        rows = pad(x, (0, _slack(x.shape[2])))
+        cols = ConvRows.apply(wm.unsqueeze(-1), rows, offsets=[0], length=in_sp[0])
     else:
-        if nd == 1 and _rows_kernel(x):  # the rows kernel reads W once, in place
-            rows = pad(x, (0, _slack(x.shape[2])))
-            cols = ConvRows.apply(wm.unsqueeze(-1), rows, offsets=[0], length=in_sp[0])
-        else:
-            cols = wm @ x.reshape(n, g, cin_g, math.prod(in_sp))
-        cols = cols.reshape(n, g * cout_g, *kernel, *in_sp)
-        order = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
-        y = cols.permute(*order)                     # (n, cout, *in, *k)
-        for i in reversed(range(nd)):
-            full = (in_sp[i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1
-            y = fold(y, 2 + i, full, stride[i], dilation[i])
+        cols = wm @ x.reshape(n, g, cin_g, math.prod(in_sp))
+    cols = cols.reshape(n, g * cout_g, *kernel, *in_sp)
+    order = (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd))
+    y = cols.permute(*order)                     # (n, cout, *in, *k)
+    for i in reversed(range(nd)):
+        full = (in_sp[i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1
+        y = fold(y, 2 + i, full, stride[i], dilation[i])
     bounds = [(0, s) for s in y.shape]
     crop = []
     for i in range(nd):

@@ -304,23 +304,3 @@ def test_same_padding_with_stride_raises(op):
         getattr(AF, op)(x, w, stride=2, padding="same")
     with pytest.raises(RuntimeError, match="same"):  # torch's message, as a RuntimeError
         getattr(TF, op)(torch.tensor(randn(*shape)), torch.tensor(randn(*wshape)), stride=2, padding="same")
-
-
-@pytest.mark.parametrize("n,cin,cout_g,k,stride,groups,t", [
-    (1, 8, 4, 16, 8, 1, 5), (2, 6, 3, 5, 2, 2, 7), (1, 4, 4, 4, 4, 1, 3), (2, 4, 2, 7, 3, 2, 9)])
-def test_transposed_conv_as_phase_convolutions_matches_torch(n, cin, cout_g, k, stride, groups, t):
-    """The GPU's transposed convolution (phases of one rows-kernel call), run here on the CPU."""
-    from audiograd.nn.conv import transposed_phases
-    rng = np.random.default_rng(k)
-    x = rng.standard_normal((n, cin, t)).astype(np.float32)
-    w = rng.standard_normal((cin, cout_g, k)).astype(np.float32)
-    xa, wa = ag.tensor(x, requires_grad=True, device="cpu"), ag.tensor(w, requires_grad=True, device="cpu")
-    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    yt = torch.nn.functional.conv_transpose1d(xt, wt, stride=stride, groups=groups)
-    y = transposed_phases(xa, wa, stride, groups)[..., :yt.shape[-1]]
-    gy = rng.standard_normal(tuple(yt.shape)).astype(np.float32)
-    (y * ag.tensor(gy, device="cpu")).sum().backward()
-    (yt * torch.tensor(gy)).sum().backward()
-    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(xa.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(wa.grad.numpy(), wt.grad.numpy(), rtol=1e-5, atol=1e-5)
