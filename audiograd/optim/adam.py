@@ -58,8 +58,6 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize))
         self._programs: Dict[tuple, Program] = {}   # fused step per group layout
         self._replays: Dict[int, tuple] = {}          # per group: (what the last step read, its runs)
-        self._lr_cuda: Dict[int, Tensor] = {}         # per group index: lr as a float64 CUDA scalar
-        self._lr_cuda_value: Dict[int, float] = {}    # the value last written there
 
     def _state(self, p: Tensor, amsgrad: bool) -> Dict[str, Any]:
         st = self.state.setdefault(p, {})
@@ -72,30 +70,6 @@ class Adam(Optimizer):
         if amsgrad and st.get("max_exp_avg_sq") is None:
             st["max_exp_avg_sq"] = _zeros(p.shape, p.dtype, p.device)
         return st
-
-    def _device_lr(self, lr: Tensor) -> Tensor:
-        """The CUDA copy of a group's learning-rate scalar ``lr`` (made on first use)."""
-        gi = next(i for i, t in enumerate(self._lr) if t is lr)
-        t = self._lr_cuda.get(gi)
-        if t is None:
-            value = float(self.param_groups[gi]["lr"])
-            t = self._lr_cuda[gi] = _on_device(value, dt.float64, "cuda")
-            self._lr_cuda_value[gi] = value
-        return t
-
-    def _sync_hyper(self) -> None:
-        super()._sync_hyper()
-        for gi, t in self._lr_cuda.items():
-            value = float(self.param_groups[gi]["lr"])
-            if self._lr_cuda_value[gi] != value:  # a fill on the stream: queued steps keep their rate
-                t.node.base.buffer.fill(value)
-                self._lr_cuda_value[gi] = value
-
-    def _load_param_state(self, p: Tensor, s: Dict[str, Any]) -> Dict[str, Any]:
-        out = super()._load_param_state(p, s)
-        if p.device == "cpu":
-            return out
-        return {k: _on_device(v.numpy(), v.dtype, p.device) if isinstance(v, Tensor) else v for k, v in out.items()}
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self._replays.clear()  # let the old gradients go
@@ -122,7 +96,7 @@ class Adam(Optimizer):
         outs: List[Tensor] = []
         for p in params:
             if p.device not in lrs:
-                lrs[p.device] = self._device_lr(lr)
+                lrs[p.device] = self._lr_for(lr, p.device)
             pbuf = _plain_buffer(p) if p.dtype in (dt.float32, dt.float64) and p.numel() else None
             if pbuf is None or p.grad.device != p.device:
                 outs.extend(self._update(p, p.grad.detach(), group, lrs[p.device]))

@@ -18,9 +18,10 @@ from .. import dtypes as dt
 from ..tensor.tensor import Tensor, realize_all
 
 
-def scalar_tensor(value: float) -> Tensor:
-    """A realized 0-d float64 tensor holding ``value`` (its buffer can be overwritten in place)."""
-    return Tensor(np.array(value, np.float64), dtype=dt.float64).realize()
+def scalar_tensor(value: float, device: str = "cpu") -> Tensor:
+    """A realized 0-d float64 tensor holding ``value`` on ``device`` (a host one's buffer can be
+    overwritten in place)."""
+    return Tensor(np.array(value, np.float64), dtype=dt.float64, device=device).realize()
 
 
 def write_scalar(t: Tensor, value: float) -> None:
@@ -46,6 +47,8 @@ class Optimizer:
         self.state: Dict[Tensor, Dict[str, Any]] = {}
         self.param_groups: List[Dict[str, Any]] = []
         self._lr: List[Tensor] = []          # per group: lr as a float64 scalar tensor
+        self._lr_cuda: Dict[int, Tensor] = {}         # per group index: lr as a float64 CUDA scalar
+        self._lr_cuda_value: Dict[int, float] = {}    # the value last written there
         params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
@@ -73,9 +76,27 @@ class Optimizer:
         self._lr.append(scalar_tensor(group["lr"]))
 
     def _sync_hyper(self) -> None:
-        """Copy each group's ``lr`` into the scalar tensor that the kernels read."""
+        """Copy each group's ``lr`` into the scalar tensors that the kernels read."""
         for g, t in zip(self.param_groups, self._lr):
             write_scalar(t, float(g["lr"]))
+        for gi, t in self._lr_cuda.items():
+            value = float(self.param_groups[gi]["lr"])
+            if self._lr_cuda_value[gi] != value:  # a fill on the stream: queued steps keep their rate
+                t.node.base.buffer.fill(value)
+                self._lr_cuda_value[gi] = value
+
+    def _lr_for(self, lr: Tensor, device: str) -> Tensor:
+        """The group learning-rate scalar ``lr`` as read by kernels on ``device`` (the GPU copy
+        is made on first use and refreshed by ``_sync_hyper``)."""
+        if device == "cpu":
+            return lr
+        gi = next(i for i, t in enumerate(self._lr) if t is lr)
+        t = self._lr_cuda.get(gi)
+        if t is None:
+            value = float(self.param_groups[gi]["lr"])
+            t = self._lr_cuda[gi] = scalar_tensor(value, device)
+            self._lr_cuda_value[gi] = value
+        return t
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Drop the gradients (``set_to_none``) or zero them in place."""
@@ -168,13 +189,13 @@ class Optimizer:
             if v is None:
                 out[k] = None
             elif k == "step":
-                out[k] = scalar_tensor(float(as_numpy(v)))
+                out[k] = scalar_tensor(float(as_numpy(v)), p.device)
             else:
                 arr = as_numpy(v)
                 if k in self._state_keys:
                     if tuple(arr.shape) != tuple(p.shape):
                         raise ValueError(f"state {k!r} has shape {arr.shape}, parameter has {p.shape}")
-                    out[k] = Tensor(arr.astype(p.dtype.np), dtype=p.dtype).realize()
+                    out[k] = Tensor(arr.astype(p.dtype.np), dtype=p.dtype, device=p.device).realize()
                 else:
                     out[k] = copy.deepcopy(v)
         return out

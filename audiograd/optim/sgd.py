@@ -35,9 +35,10 @@ class SGD(Optimizer):
         if momentum:
             buf = st.get("momentum_buffer")
             if buf is None:
-                buf = st["momentum_buffer"] = Tensor(np.zeros(p.shape, p.dtype.np), dtype=p.dtype).realize()
-                self._calls[p] = scalar_tensor(0.0)
-            n = self._calls.setdefault(p, scalar_tensor(1.0))
+                buf = st["momentum_buffer"] = Tensor(np.zeros(p.shape, p.dtype.np), dtype=p.dtype,
+                                                     device=p.device).realize()
+                self._calls[p] = scalar_tensor(0.0, p.device)
+            n = self._calls.setdefault(p, scalar_tensor(1.0, p.device))
             n.assign(n + 1)
             started = (n - 1).minimum(1.0)     # 0 on the first update, then 1: same kernel every step
             a = (started * momentum).to(p.dtype)
@@ -47,13 +48,13 @@ class SGD(Optimizer):
             outs += [buf, n]
         else:
             st.setdefault("momentum_buffer", None)
-        p.assign(p - g * lr.to(p.dtype))
+        p.assign(p - g * self._lr_for(lr, p.device).to(p.dtype))
         return outs
 
     def _load_param_state(self, p, s):
         out = super()._load_param_state(p, s)
         if out.get("momentum_buffer") is not None:
-            self._calls[p] = scalar_tensor(1.0)
+            self._calls[p] = scalar_tensor(1.0, p.device)
         else:
             self._calls.pop(p, None)
         return out

@@ -294,3 +294,23 @@ def test_default_device():
         assert ag.tensor([1.0]).device == "cpu"
     finally:
         ag.set_default_device(before)
+
+
+@gpu
+@pytest.mark.parametrize("kw", [dict(momentum=0.9, nesterov=True, weight_decay=1e-2), dict(momentum=0.5, dampening=0.1)])
+def test_sgd_on_cuda_matches_cpu_and_follows_the_lr(kw):
+    a = _randn(40, 7)
+    params = {d: ag.tensor(a, device=d, requires_grad=True) for d in ("cpu", "cuda")}
+    opts = {d: ag.optim.SGD([p], lr=0.1, **kw) for d, p in params.items()}
+    for step in range(5):
+        g = _randn(40, 7)
+        for d, p in params.items():
+            p.grad = ag.tensor(g, device=d)
+            opts[d].param_groups[0]["lr"] = 0.1 / (step + 1)
+            opts[d].step()
+    assert params["cuda"].device == "cuda"
+    np.testing.assert_allclose(params["cuda"].numpy(), params["cpu"].numpy(), rtol=1e-5, atol=1e-6)
+    sd = opts["cuda"].state_dict()
+    fresh = ag.optim.SGD([params["cuda"]], lr=0.1, **kw)
+    fresh.load_state_dict(sd)
+    assert fresh.state[params["cuda"]]["momentum_buffer"].device == "cuda"
