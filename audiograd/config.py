@@ -34,9 +34,10 @@ class Config:
     # where tensors made from data (and values made of constants alone) live when no device
     # is named: "cpu" or "cuda"; set it with audiograd.set_default_device
     default_device: str = "cpu"
-    # GPU contractions (matmul, convolution): "fp32" exact (the default), "tf32" or "bf16" run
-    # them on tensor cores with fp32 inputs, outputs and accumulation, rounding the inputs'
-    # mantissas to 10 or 7 bits (relative error about 1e-3 / 1e-2 per product)
+    # GPU contractions (matmul, convolution): "fp32" exact (the default); "tf32" runs them on
+    # tensor cores with fp32 inputs, outputs and accumulation, the inputs rounded to 10-bit
+    # mantissas (relative error about 1e-3 per product); "bf16" asks cuBLAS for its bf16 fast
+    # mode, which may round to 7 bits (on H100/H200 it chose the same kernels as tf32)
     cuda_matmul_precision: str = "fp32"
     # 0 silent; 1 prints each compile and each kernel's time; 2 also prints kernel sources
     debug: int = field(default_factory=lambda: int(os.environ.get("AUDIOGRAD_DEBUG", "0") or 0))
