@@ -24,6 +24,22 @@ CUDA_CODEGEN_VERSION = "1"
 NVRTC_OPTIONS = ("-std=c++17",)
 
 
+# buffers at least this large are allocated in size classes
+SIZE_CLASS_MIN = 1 << 20
+
+
+def size_class(nbytes: int) -> int:
+    """``nbytes`` rounded up to a sixteenth of its power of two (at most 6% more).
+
+    CuPy's pool reuses a free block only for requests no larger than it, and the buffers of one
+    network differ by a few bytes (rows padded for a convolution, a crop): without classes a
+    long decode keeps caching new, slightly larger blocks beside free ones, and its pool grows
+    to several times the memory that is live at once.
+    """
+    step = max(1 << 16, 1 << max(nbytes.bit_length() - 5, 0))
+    return -(-nbytes // step) * step
+
+
 class CudaStats:
     """Counters for tests and debugging: NVRTC compiles, cubins loaded from disk, memory hits."""
 
@@ -82,8 +98,13 @@ class CudaDevice:
 
     # ---- buffers -------------------------------------------------------------------------------
     def empty(self, shape, dtype):
-        """An uninitialized C-contiguous device array from CuPy's memory pool."""
-        return self.cp.empty(shape, dtype)
+        """An uninitialized C-contiguous device array from CuPy's memory pool; large ones are
+        carved from a block of their size class (see ``size_class``)."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if nbytes < SIZE_CLASS_MIN:
+            return self.cp.empty(shape, dtype)
+        return self.cp.empty(size_class(nbytes), np.uint8)[:nbytes].view(dtype).reshape(shape)
 
     def from_host(self, array: np.ndarray):
         """A device copy of a host array."""

@@ -314,3 +314,30 @@ def test_sgd_on_cuda_matches_cpu_and_follows_the_lr(kw):
     fresh = ag.optim.SGD([params["cuda"]], lr=0.1, **kw)
     fresh.load_state_dict(sd)
     assert fresh.state[params["cuda"]]["momentum_buffer"].device == "cuda"
+
+
+def test_size_classes_bound_the_waste_and_merge_nearby_sizes():
+    from audiograd.runtime.cuda import size_class
+    for n in (1 << 20, (1 << 20) + 1, 3 * 2 ** 28 + 5, 1074266112):
+        c = size_class(n)
+        assert n <= c <= n * 1.0625 + (1 << 16)
+    assert size_class(1074266112) == size_class(1074266112 + 352)  # padded rows share a block
+
+
+@gpu
+def test_large_buffers_reuse_pool_blocks_of_their_class():
+    import cupy as cp
+    from audiograd.runtime.cuda import get_device
+    dev, pool = get_device(), cp.get_default_memory_pool()
+    from audiograd.runtime.cuda import size_class
+    a = dev.empty((3, 1000, 1000), np.float32)
+    assert a.shape == (3, 1000, 1000) and a.dtype == np.float32 and a.flags.c_contiguous
+    a[...] = 1.0
+    assert float(a.sum()) == 3 * 1000 * 1000
+    del a
+    before = pool.total_bytes()
+    for extra in range(5):  # slightly larger sizes of the same class fit the freed block
+        assert size_class(12 * 1000 * (1000 + extra)) == size_class(12 * 1000 * 1000)
+        b = dev.empty((3, 1000, 1000 + extra), np.float32)
+        del b
+    assert pool.total_bytes() == before
