@@ -12,6 +12,7 @@ import pytest
 import audiograd as ag
 from audiograd.codegen.cuda_fft import fft_source
 from audiograd.dsp import hann_window, irfft_frames, istft, rfft_frames, stft
+from nvrtc_check import compile_sm90
 
 gpu = pytest.mark.gpu
 
@@ -53,22 +54,10 @@ def _compare(fn, arrays, n_fft):
 
 
 def test_fft_kernels_source_compiles():
-    try:
-        from cupy_backends.cuda.libs import nvrtc
-        nvrtc.getVersion()
-    except Exception as e:  # no CuPy, or no NVRTC library
-        pytest.skip(f"NVRTC is not available here ({type(e).__name__}: {e})")
     for n_fft, frames, double in [(4, 1, False), (1024, 431, False), (2048, 7, True)]:
         src = fft_source("ag_fft_test", n_fft, frames, double)
         assert src.count("__global__") == 4
-        prog = nvrtc.createProgram(src, "fft.cu", (), ())
-        try:
-            try:
-                nvrtc.compileProgram(prog, ["-std=c++17", "--gpu-architecture=sm_90"])
-            except Exception as e:
-                pytest.fail(f"NVRTC rejected the fft kernels: {e}\n{nvrtc.getProgramLog(prog)}")
-        finally:
-            nvrtc.destroyProgram(prog)
+        compile_sm90(src, "fft.cu")
 
 
 # n_fft, frames, batch shape, dtype

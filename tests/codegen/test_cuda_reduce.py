@@ -11,6 +11,7 @@ import pytest
 import audiograd as ag
 from audiograd.codegen.cuda_source import SPLIT_BLOCKS, THREADS, column_split_factor, render_cuda, split_factor
 from audiograd.schedule.fuse import KernelStep, create_schedule
+from nvrtc_check import compile_sm90
 
 gpu = pytest.mark.gpu
 BIG = 1 << 24
@@ -34,23 +35,6 @@ def _both(fn, *arrays, rtol=1e-5, atol=1e-6):
 def _kernels(t):
     """(name, source, launch) of every kernel computing the tensor ``t`` (rendered, not run)."""
     return [render_cuda(st.kernel) for st in create_schedule([t.node]) if isinstance(st, KernelStep)]
-
-
-def _nvrtc_compile(source):
-    """Compile ``source`` for sm_90 with NVRTC, or skip when NVRTC is not available here."""
-    try:
-        from cupy_backends.cuda.libs import nvrtc
-        nvrtc.getVersion()
-    except Exception as e:  # no CuPy, or no NVRTC library
-        pytest.skip(f"NVRTC is not available here ({type(e).__name__}: {e})")
-    prog = nvrtc.createProgram(source, "kernel.cu", (), ())
-    try:
-        try:
-            nvrtc.compileProgram(prog, ["-std=c++17", "--gpu-architecture=sm_90"])
-        except Exception as e:
-            pytest.fail(f"NVRTC rejected the kernel: {e}\n{nvrtc.getProgramLog(prog)}\n{source}")
-    finally:
-        nvrtc.destroyProgram(prog)
 
 
 # ---- rendering (no GPU needed) ----------------------------------------------------------------
@@ -77,7 +61,7 @@ def test_split_reduction_kernel_source(dtype, op):
     assert "__device__ unsigned int ag_arrived[4];" in src
     assert f"ag_split_reduce(acc, ag_parts + o * {split}, ag_arrived + o, {split}u, s," in src
     assert src.count("__global__") == 1 and f" {name}(" in src
-    _nvrtc_compile(src)
+    compile_sm90(src)
 
 
 def test_split_reduction_with_epilogue_kernel_source():
@@ -87,7 +71,7 @@ def test_split_reduction_with_epilogue_kernel_source():
     assert launch.grid == 4 * split_factor(4, 1 << 20)
     tail = src[src.index("ag_split_reduce(acc"):]
     assert "log" in tail and "b2[" in tail and "b0[" in tail   # the epilogue runs in the last block
-    _nvrtc_compile(src)
+    compile_sm90(src)
 
 
 @pytest.mark.parametrize("shape,split", [((1 << 20, 64), True), ((100000, 33), True), ((512, 1 << 16), False)])
@@ -101,7 +85,7 @@ def test_column_reduction_kernel_source(shape, split):
     assert launch.grid == min(tiles, 1 << 16) * factor and launch.block == THREADS
     assert "acc = ag_column_reduce(acc, ag_cols, 32u, 8u, AgSum());" in src
     assert ("ag_split_columns(acc" in src) == split and ("ag_parts" in src) == split
-    _nvrtc_compile(src)
+    compile_sm90(src)
 
 
 def test_short_and_many_output_reductions_are_not_split():
@@ -111,7 +95,7 @@ def test_short_and_many_output_reductions_are_not_split():
               ag.tensor(np.zeros((1000, 33), np.float32), device="cpu") * 2):
         for _, src, _ in _kernels(t):
             assert "ag_parts" not in src and "ag_split_reduce(acc" not in src
-            _nvrtc_compile(src)
+            compile_sm90(src)
 
 
 # ---- on the GPU -------------------------------------------------------------------------------
