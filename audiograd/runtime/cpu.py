@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import sys
 import threading
 import time
@@ -127,6 +128,8 @@ class CPUCompiler:
 
     @staticmethod
     def _load(path: Path, name: str):
+        # libgomp reads its settings when the first kernel library pulls it in
+        os.environ.setdefault("GOMP_SPINCOUNT", str(config.omp_spin_count))
         lib = ctypes.CDLL(str(path))
         fn = getattr(lib, name)
         fn.argtypes = [ctypes.c_void_p]
