@@ -10,7 +10,6 @@ PyTorch and numpy times for the same sums (steady state, in this process) are fo
 """
 from __future__ import annotations
 
-import json
 import shutil
 import statistics
 import tempfile

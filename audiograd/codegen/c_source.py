@@ -11,7 +11,7 @@ from typing import Dict, List
 
 from ..dtypes import DType, float32, float64, int64, bool_
 from ..graph.view import View
-from ..schedule.kernel_ast import Alu, Const, Kernel, Load, Reduce, walk
+from ..schedule.kernel_ast import Const, Kernel, Load, Reduce, walk
 from .loops import Loop, LoopNest, build_loop_nest
 
 PRELUDE = (Path(__file__).with_name("prelude.h")).read_text()

@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Callable, List, Optional, Sequence, Tuple
 
 from ..graph.lazy import LazyNode
-from ..runtime.cuda_blas import INT_MAX, OP_N, Gemm, blas_layout, run, split_batch
+from ..runtime.cuda_blas import run
+from ..runtime.gemm_plan import INT_MAX, OP_N, Gemm, blas_layout, split_batch
 
 # buffer indices of the products: the output, the weight (view base or scratch), the input rows
 OUT, W, X = 0, 1, 2

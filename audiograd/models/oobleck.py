@@ -17,7 +17,6 @@ import numpy as np
 from .. import nn
 from ..tensor.creation import randn
 from ..tensor.tensor import Tensor
-from ..dtypes import float32
 from .checkpoint import load_state
 
 # the `pretransform.config` of Stable Audio Open 1.0's model_config.json

@@ -1,7 +1,6 @@
 """Max and average pooling over sliding windows (unfold views reduced in one kernel)."""
 from __future__ import annotations
 
-import math
 
 from ..tensor import pad
 from ..tensor.errors import ShapeError

@@ -12,7 +12,7 @@ from safetensors.numpy import save_file
 import audiograd
 from audiograd.audio import atomic_output, match_channels, read_audio, resample, write_audio
 from audiograd.cli.main import main
-from audiograd.models.chunked import decode_chunked, encode_chunked
+from audiograd.models.chunked import encode_chunked
 from audiograd.models.oobleck import OobleckVAE
 from oobleck_configs import TINY
 

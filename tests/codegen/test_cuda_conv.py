@@ -15,8 +15,8 @@ import pytest
 import audiograd as ag
 import audiograd.nn.functional as F
 from audiograd.codegen.cuda_conv import conv_gemms
-from audiograd.runtime import cuda_blas
-from audiograd.runtime.cuda_blas import OP_N, OP_T, blas_layout, plan_matmul
+from audiograd.runtime import cuda_blas, gemm_plan
+from audiograd.runtime.gemm_plan import OP_N, OP_T, blas_layout, plan_matmul
 
 gpu = pytest.mark.gpu
 TOL = {"fp32": 1e-5, "tf32": 5e-3, "bf16": 3e-2}
@@ -38,10 +38,10 @@ def _mat(buf, off, rows, cols, ld):
 
 
 def emulate(gemms, bufs, starts):
-    """Run ``gemms`` (cuda_blas.Gemm) over flat numpy buffers whose operands start at element
+    """Run ``gemms`` (gemm_plan.Gemm) over flat numpy buffers whose operands start at element
     ``starts[i]`` of ``bufs[i]``, checking the constraints cuBLAS puts on its arguments."""
     for g in gemms:
-        assert min(g.m, g.n, g.k) >= 1 and 1 <= g.batch <= cuda_blas.MAX_BATCH
+        assert min(g.m, g.n, g.k) >= 1 and 1 <= g.batch <= gemm_plan.MAX_BATCH
         ar, ac = (g.m, g.k) if g.transa == OP_N else (g.k, g.m)
         br, bc = (g.k, g.n) if g.transb == OP_N else (g.n, g.k)
         assert g.lda >= ar and g.ldb >= br and g.ldc >= g.m
@@ -168,7 +168,7 @@ def test_plan_matmul_loops_and_copies_unmergeable_batches():
     emulate(plan.gemms, [out.reshape(-1), a_store.reshape(-1), b.reshape(-1)], [0, 0, 0])
     np.testing.assert_allclose(out, a @ b, rtol=1e-12)
     # past MAX_HOST_LOOPS calls only the operand whose own batch does not merge is copied
-    big = (cuda_blas.MAX_HOST_LOOPS + 1, cuda_blas.MAX_HOST_LOOPS + 2)
+    big = (gemm_plan.MAX_HOST_LOOPS + 1, gemm_plan.MAX_HOST_LOOPS + 2)
     a = rng.standard_normal(big[::-1] + (2, 2)).transpose(1, 0, 2, 3)
     b = rng.standard_normal(big + (2, 2))
     out = np.empty(big + (2, 2))
@@ -177,7 +177,7 @@ def test_plan_matmul_loops_and_copies_unmergeable_batches():
 
 
 def test_split_batch_keeps_every_product(monkeypatch):
-    monkeypatch.setattr(cuda_blas, "MAX_BATCH", 3)
+    monkeypatch.setattr(gemm_plan, "MAX_BATCH", 3)
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal((8, 4, 5)), rng.standard_normal((8, 5, 2))
     out = np.full((8, 4, 2), np.nan)
@@ -396,7 +396,7 @@ def _cupy_cases(cp, rng):
     """(out, a, b) CuPy arrays in layouts numpy's matmul takes: views, broadcasts, vectors."""
     def r(*shape):
         return cp.asarray(rng.standard_normal(shape).astype(np.float32))
-    big = cuda_blas.MAX_HOST_LOOPS + 3
+    big = gemm_plan.MAX_HOST_LOOPS + 3
     return [
         (None, r(5, 7), r(7, 3)),
         (None, r(7, 5).T, r(3, 7).T),

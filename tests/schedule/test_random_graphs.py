@@ -15,7 +15,6 @@ atol 1e-5 * scale (~170 float32 ulps of the largest intermediate).
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
