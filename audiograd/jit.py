@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 
 from .graph import lazy
+from .runtime.buffers import aligned_empty
 from .schedule.memory import ALIGN, plan_arena
 from .schedule.program import Recorder, strided
 from .tensor import Tensor
@@ -145,7 +146,7 @@ def _address(buf) -> int:
 
 def _empty(shape, dtype, device: str):
     if device == "cpu":
-        return np.empty(shape, dtype)
+        return aligned_empty(shape, dtype)
     from .runtime.cuda import get_device
     return get_device().empty(shape, dtype)
 
