@@ -157,9 +157,10 @@ class Program:
             t0 = time.perf_counter() if debug else 0.0
             if c.kind == "kernel":
                 if bufs[c.slots[0]].size:
-                    args = [bufs[s] for s in c.slots]
-                    ptrs = c.ptrs if c.ptrs is not None else \
-                        c.table.update(args) if c.table is not None else pointer_array(args)
+                    ptrs = c.ptrs
+                    if ptrs is None:
+                        args = [bufs[s] for s in c.slots]
+                        ptrs = c.table.update(args) if c.table is not None else pointer_array(args)
                     if cache_pointers:
                         c.ptrs = ptrs
                     c.fn(ptrs)
