@@ -7,6 +7,7 @@ from typing import Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from .. import dtypes as dt
+from ..tensor.device import check_device
 from ..tensor.tensor import Tensor, realize_all
 
 
@@ -211,7 +212,7 @@ class Module:
         d = target if target is not None else dtype
         d = dt.to_dtype(d) if d is not None else None
         if device is not None:
-            device = Tensor(0.0).to(device).device  # raises for unavailable devices
+            device = check_device(device)  # raises for unavailable devices
         for m in self.modules():
             for store in (m._parameters, m._buffers):
                 for n, t in store.items():
