@@ -75,22 +75,15 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("dtype,tol", [(np.float64, dict(rtol=1e-10, atol=1e-12)),
+                                       (np.float32, dict(rtol=1e-5, atol=1e-5))])
 @pytest.mark.parametrize("name", list(CASES))
-def test_float64_trajectory_matches_torch_tightly(name):
+def test_100_step_trajectory_matches_torch(name, dtype, tol):
     mine, theirs = CASES[name]
-    a, _, _ = run_ag(mine, np.float64, 100)
-    b = run_torch(theirs, np.float64, 100)
+    a, _, _ = run_ag(mine, dtype, 100)
+    b = run_torch(theirs, dtype, 100)
     for u, v in zip(a, b):
-        np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_float32_trajectory_matches_torch(name):
-    mine, theirs = CASES[name]
-    a, _, _ = run_ag(mine, np.float32, 100)
-    b = run_torch(theirs, np.float32, 100)
-    for u, v in zip(a, b):
-        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(u, v, **tol)
 
 
 @pytest.mark.parametrize("name", ["sgd_momentum", "adam"])
