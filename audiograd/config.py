@@ -28,11 +28,10 @@ class Config:
     cflags: Tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno",
                                "-fno-trapping-math", "-fPIC", "-shared")
     num_threads: int = field(default_factory=lambda: int(os.environ.get("AUDIOGRAD_THREADS", 0)) or os.cpu_count() or 1)
-    # how long (libgomp's GOMP_SPINCOUNT: spin iterations, ~0.1 ms here) the kernels' OpenMP
-    # threads spin for the next kernel before they sleep. libgomp's default spins for
-    # milliseconds, which starves numpy's BLAS threads when the two alternate (a small MLP's
-    # training step ran 25x slower). Read once, when the first kernel loads; an explicit
-    # GOMP_SPINCOUNT in the environment wins.
+    # how long (libgomp's GOMP_SPINCOUNT, in spin iterations) the kernels' OpenMP threads spin
+    # for the next kernel before they sleep. libgomp's default (300000) starves numpy's BLAS
+    # threads when the two alternate (bench/threads.py). Read once, when the first kernel
+    # loads; an explicit GOMP_SPINCOUNT in the environment wins.
     omp_spin_count: int = 3000
     # idle bytes the buffer pool may keep for reuse (reused memory skips page faults, but
     # counts in the resident size)
