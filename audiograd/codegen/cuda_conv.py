@@ -15,9 +15,13 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Tuple
 
+import numpy as np
+
+from ..config import config
 from ..graph.lazy import LazyNode
 from ..runtime.cuda_blas import run
 from ..runtime.gemm_plan import INT_MAX, OP_N, Gemm, blas_layout, split_batch
+from .cuda_conv_tc import TensorCoreConv, usable
 
 # buffer indices of the products: the output, the weight (view base or scratch), the input rows
 OUT, W, X = 0, 1, 2
@@ -69,6 +73,8 @@ class ConvRowsCall:
         args = (n, g, o, c, t, x.shape[2], offsets)
         self.gemms = conv_gemms(*args, self.view.offset, self.view.strides, first_beta)
         self.packed = None
+        self.tc_args = (n, g, o, c, t, x.shape[2], offsets, self.view.offset, self.view.strides, self.has_bias)
+        self.tc = None
         if self.gemms is None:
             self.packed = self.dev.empty((k, g, o, c), self.dtype)
             self.gemms = conv_gemms(*args, 0, (o * c, c, 1, g * o * c), first_beta)
@@ -76,6 +82,9 @@ class ConvRowsCall:
     def __call__(self, bufs: List) -> None:
         out, w, x = bufs[:3]
         if out.size == 0:
+            return
+        if self._tensor_cores(out, x):
+            self.tc(bufs)
             return
         cp = self.dev.cp
         if self.packed is not None:
@@ -86,6 +95,18 @@ class ConvRowsCall:
         elif self.zero_first:
             out.fill(0)
         run(self.gemms, [out.data.ptr, w.data.ptr, x.data.ptr], self.dtype)
+
+
+    def _tensor_cores(self, out, x) -> bool:
+        """Whether this call runs on the TF32 implicit-GEMM kernel (built on first use)."""
+        if config.cuda_matmul_precision == "fp32" or self.dtype != np.float32:
+            return False
+        if self.tc is None:
+            n, g, o, c, t, lrow, offsets = self.tc_args[:7]
+            # one tap without a bias is a plain product: cuBLAS's own
+            wanted = len(offsets) > 1 or self.has_bias
+            self.tc = TensorCoreConv(*self.tc_args) if wanted and usable(o, c, t, lrow, offsets) else False
+        return bool(self.tc) and out.data.ptr % 8 == 0 and x.data.ptr % 16 == 0
 
 
 def conv_rows_call(node: LazyNode, inputs: Sequence[LazyNode]) -> Callable[[List], None]:
