@@ -20,6 +20,7 @@ import numpy as np
 from ..config import config
 from ..graph.lazy import LazyNode
 from ..runtime.cuda_blas import run
+from ..schedule.residual import has_addend
 from ..runtime.gemm_plan import INT_MAX, OP_N, Gemm, blas_layout, split_batch
 from .cuda_conv_tc import TensorCoreConv, usable
 
@@ -56,7 +57,9 @@ def conv_gemms(n: int, g: int, o: int, c: int, t: int, lrow: int, offsets: Seque
 
 
 class ConvRowsCall:
-    """Runs one ``conv_rows`` node over its device buffers [out, weight base, x, (bias)]."""
+    """Runs one ``conv_rows`` node over its device buffers [out, weight base, x, (bias), (addend)]:
+    on the tensor-core kernel in the reduced precisions where it serves the sizes, else as
+    cuBLAS products accumulating onto the bias and addend."""
 
     def __init__(self, node: LazyNode):
         from ..runtime.cuda import get_device
@@ -67,13 +70,14 @@ class ConvRowsCall:
         offsets = list(node.arg[1])
         self.dtype = node.dtype.np
         self.view = a.base_view()[1]
-        self.has_bias = len(node.srcs) > 2
-        self.zero_first = c == 0 and not self.has_bias
-        first_beta = 1.0 if self.has_bias else 0.0
+        self.has_addend = has_addend(node)
+        self.has_bias = len(node.srcs) - 2 - self.has_addend > 0
+        first_beta = 1.0 if self.has_bias or self.has_addend else 0.0
+        self.zero_first = c == 0 and not first_beta
         args = (n, g, o, c, t, x.shape[2], offsets)
         self.gemms = conv_gemms(*args, self.view.offset, self.view.strides, first_beta)
         self.packed = None
-        self.tc_args = (n, g, o, c, t, x.shape[2], offsets, self.view.offset, self.view.strides, self.has_bias)
+        self.tc_args = args + (self.view.offset, self.view.strides, self.has_bias, self.has_addend)
         self.tc = None
         if self.gemms is None:
             self.packed = self.dev.empty((k, g, o, c), self.dtype)
@@ -83,35 +87,39 @@ class ConvRowsCall:
         out, w, x = bufs[:3]
         if out.size == 0:
             return
-        if self._tensor_cores(out, x):
+        if self._tensor_cores(bufs):
             self.tc(bufs)
             return
         cp = self.dev.cp
         if self.packed is not None:
             cp.copyto(self.packed, self.dev.strided(w, self.view).transpose(3, 0, 1, 2))
             w = self.packed
-        if self.has_bias:
-            cp.copyto(out, bufs[3].reshape(1, -1, 1))
+        bias = bufs[3].reshape(1, -1, 1) if self.has_bias else None
+        if self.has_addend and bias is not None:
+            cp.add(bufs[4], bias, out=out)
+        elif self.has_addend or bias is not None:
+            cp.copyto(out, bufs[3] if self.has_addend else bias)
         elif self.zero_first:
             out.fill(0)
         run(self.gemms, [out.data.ptr, w.data.ptr, x.data.ptr], self.dtype)
 
-
-    def _tensor_cores(self, out, x) -> bool:
+    def _tensor_cores(self, bufs: List) -> bool:
         """Whether this call runs on the TF32 implicit-GEMM kernel (built on first use)."""
         if config.cuda_matmul_precision == "fp32" or self.dtype != np.float32:
             return False
         if self.tc is None:
             n, g, o, c, t, lrow, offsets = self.tc_args[:7]
             # one tap without a bias is a plain product: cuBLAS's own
-            wanted = len(offsets) > 1 or self.has_bias
+            wanted = len(offsets) > 1 or self.has_bias or self.has_addend
             self.tc = TensorCoreConv(*self.tc_args) if wanted and usable(o, c, t, lrow, offsets) else False
-        return bool(self.tc) and out.data.ptr % 8 == 0 and x.data.ptr % 16 == 0
+        ptrs = [b.data.ptr for b in bufs]
+        return bool(self.tc) and ptrs[0] % 8 == 0 and ptrs[2] % 16 == 0 and ptrs[-1] % 8 == 0
 
 
 def conv_rows_call(node: LazyNode, inputs: Sequence[LazyNode]) -> Callable[[List], None]:
     """The GPU implementation of ``node`` (op ``conv_rows``) over [out, *inputs] device buffers,
-    ``inputs`` being the weight's base, the input rows and the optional bias."""
+    ``inputs`` being the weight's base, the input rows, the optional bias and the optional
+    addend (``schedule.residual``)."""
     if node.dtype.name not in ("float32", "float64"):
         raise NotImplementedError(f"conv_rows on CUDA takes float32 or float64, got {node.dtype.name}")
     return ConvRowsCall(node)

@@ -5,7 +5,7 @@
 The per-tap cuBLAS products (``cuda_conv``) read the input and read and rewrite the whole
 output once per tap; on the decoder's wide, shallow layers (128 channels, 440k steps) that
 traffic is most of the time. Here a block of 256 threads owns a tile of BM output channels by
-BN = 128 steps and walks the input channels BC at a time (8 for wide kernels, up to 32 for one
+BN = 128 steps (256 with 8 tiles per warp) and walks the input channels BC at a time (8 for wide kernels, up to 32 for one
 tap): each step stages the weight for all taps (``taps x BM x BC``, pre-packed in the order the
 mma fragments read it, so that staging is one contiguous copy and every fragment one 16-byte
 shared load) and the input rows it needs once (``BC x (BN + reach)``, halo included) in shared
@@ -24,10 +24,12 @@ from __future__ import annotations
 import hashlib
 from typing import List, Optional, Sequence
 
-# output steps per block, threads per block
-BN, THREADS = 128, 256
-# the kernel is used only while the staged tiles fit shared memory comfortably
+THREADS = 256
+# 8-step mma tiles per warp along the steps: a block covers BN = 4 warps x 8 x WARP_N_TILES steps
+WARP_N_TILES = 4
+# the kernel is used only while the staged halo stays short
 MAX_REACH = 256
+# shared memory a block may take: two blocks share a multiprocessor (228 KiB) with 4 tiles per warp
 MAX_SMEM = 110 * 1024
 
 _SOURCE = r"""
@@ -42,6 +44,7 @@ _SOURCE = r"""
 #define BC BCLL
 #define STAGES STAGESLL
 #define MT (BM / 32)                       /* 16-row mma tiles per warp (2 warps along channels) */
+#define NT NTILESLL                        /* 8-step mma tiles per warp (4 warps along steps) */
 #define KK (BC / 8)                        /* mma k-steps per tap and stage */
 #define XW (BN + REACHLL)                  /* input steps a tile reads, halo included */
 #define XW4 ((XW + 3) / 4 * 4)
@@ -92,7 +95,7 @@ extern "C" __global__ void __launch_bounds__(256) NAME_pack(float* __restrict__ 
   wp[i] = __uint_as_float(ag_tf32(v));
 }
 
-extern "C" __global__ void __launch_bounds__(256, 2)
+extern "C" __global__ void __launch_bounds__(256, MINBLOCKSLL)
 NAME(float* __restrict__ out, const float* __restrict__ wp, const float* __restrict__ x,
      const float* __restrict__ bias, const float* __restrict__ addend) {
   extern __shared__ float4 ag_smem[];
@@ -106,11 +109,11 @@ NAME(float* __restrict__ out, const float* __restrict__ wp, const float* __restr
   const float* const xrows = x + ng * C_CH * (long long)L_ROW;
   const float* const wtile = wp + (g * O_TILES + ot) * (long long)C_TILES * A_STAGE;
 
-  float acc[MT][4][4];
+  float acc[MT][NT][4];
 #pragma unroll
   for (int i = 0; i < MT; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < NT; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 
@@ -143,7 +146,7 @@ NAME(float* __restrict__ out, const float* __restrict__ wp, const float* __restr
     const float* xs = as + A_STAGE;
 #define TAP(k, off)                                                                        \
     _Pragma("unroll") for (int kk = 0; kk < KK; ++kk) {                                    \
-      unsigned a[MT][4], b[4][2];                                                          \
+      unsigned a[MT][4], b[NT][2];                                                         \
       _Pragma("unroll") for (int i = 0; i < MT; ++i) {                                     \
         const float4 v = *(const float4*)(as + ((((k) * KK + kk) * (BM / 16) + wm * MT + i) * 32 + lane) * 4); \
         a[i][0] = __float_as_uint(v.x);                                                    \
@@ -151,13 +154,13 @@ NAME(float* __restrict__ out, const float* __restrict__ wp, const float* __restr
         a[i][2] = __float_as_uint(v.z);                                                    \
         a[i][3] = __float_as_uint(v.w);                                                    \
       }                                                                                    \
-      _Pragma("unroll") for (int j = 0; j < 4; ++j) {                                      \
-        const float* q = xs + (kk * 8 + lt) * SX + (off) + wn * 32 + j * 8 + lg;           \
+      _Pragma("unroll") for (int j = 0; j < NT; ++j) {                                     \
+        const float* q = xs + (kk * 8 + lt) * SX + (off) + wn * NT * 8 + j * 8 + lg;       \
         b[j][0] = ag_tf32(q[0]);                                                           \
         b[j][1] = ag_tf32(q[4 * SX]);                                                      \
       }                                                                                    \
       _Pragma("unroll") for (int i = 0; i < MT; ++i)                                       \
-        _Pragma("unroll") for (int j = 0; j < 4; ++j) ag_mma(acc[i][j], a[i], b[j]);      \
+        _Pragma("unroll") for (int j = 0; j < NT; ++j) ag_mma(acc[i][j], a[i], b[j]);     \
     }
 TAPS
 #undef TAP
@@ -174,8 +177,8 @@ TAPS
       const float bo = HAS_BIAS ? bias[g * O_CH + o] : 0.0f;
       const long long row = (ng * O_CH + o) * (long long)T_LEN;
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const long long t = t0 + wn * 32 + j * 8 + 2 * lt;
+      for (int j = 0; j < NT; ++j) {
+        const long long t = t0 + wn * NT * 8 + j * 8 + 2 * lt;
         float v0 = acc[i][j][2 * h] + bo, v1 = acc[i][j][2 * h + 1] + bo;
         if (T_LEN % 2 == 0 && t + 1 < T_LEN) {
           if (HAS_ADDEND) {
@@ -194,6 +197,11 @@ TAPS
 """
 
 
+def block_steps() -> int:
+    """Output steps one block covers."""
+    return 32 * WARP_N_TILES
+
+
 def stage_channels(taps: int) -> int:
     """Input channels staged per step: 8 for wide kernels, more for one to three taps, so that
     every stage holds a similar amount of work."""
@@ -203,21 +211,26 @@ def stage_channels(taps: int) -> int:
 def smem_bytes(bm: int, taps: int, reach: int, stages: int = 0) -> int:
     """Dynamic shared memory of one block (``stages`` 0: the number ``pipeline_stages`` picks)."""
     bc = stage_channels(taps)
-    xw4 = -(-(BN + reach) // 4) * 4
+    xw4 = -(-(block_steps() + reach) // 4) * 4
     sx = -(-xw4 // 32) * 32 + 8
     stage = 4 * (taps * bm * bc + bc * sx)
     return (stages or pipeline_stages(bm, taps, reach)) * stage
 
 
+def max_smem() -> int:
+    """Shared memory one block may take: half a multiprocessor's when two blocks share one."""
+    return MAX_SMEM if WARP_N_TILES <= 4 else 2 * MAX_SMEM
+
+
 def pipeline_stages(bm: int, taps: int, reach: int) -> int:
-    """Copy stages in flight: three where two blocks still fit on a multiprocessor, else two."""
-    return 3 if smem_bytes(bm, taps, reach, 3) <= MAX_SMEM else 2
+    """Copy stages in flight: as many as fit (up to 4), at least two."""
+    return next((s for s in (4, 3) if smem_bytes(bm, taps, reach, s) <= max_smem()), 2)
 
 
 def block_rows(o: int, taps: int, reach: int = 0) -> Optional[int]:
     """Output channels per block for ``o`` channels (None: the weight tile does not fit)."""
     for bm in (128, 64, 32):
-        if (bm == 32 or o > bm // 2) and smem_bytes(bm, taps, reach, 2) <= MAX_SMEM:
+        if (bm == 32 or o > bm // 2) and smem_bytes(bm, taps, reach, 2) <= max_smem():
             return bm
     return None
 
@@ -227,7 +240,8 @@ def conv_tc_source(name: str, n: int, g: int, o: int, c: int, t: int, lrow: int,
     """CUDA source of ``{name}_pack`` and ``{name}`` for one convolution's sizes."""
     sg, so, sc, sk = w_strides
     taps, reach = len(offsets), max(offsets)
-    subs = {"OCH": o, "CCH": c, "GROUPS": g, "TLEN": t, "LROW": lrow, "NTAP": taps, "BM": bm, "BN": BN,
+    subs = {"OCH": o, "CCH": c, "GROUPS": g, "TLEN": t, "LROW": lrow, "NTAP": taps, "BM": bm, "BN": block_steps(),
+            "NTILES": WARP_N_TILES, "MINBLOCKS": 2 if WARP_N_TILES <= 4 else 1,
             "BC": stage_channels(taps), "STAGES": pipeline_stages(bm, taps, reach), "REACH": reach,
             "SG": sg, "SO": so, "SC": sc, "SK": sk}
     src = _SOURCE
@@ -256,9 +270,10 @@ class TensorCoreConv:
         o_tiles, c_tiles = -(-o // self.bm), -(-c // stage_channels(taps))
         self.packed_size = g * o_tiles * c_tiles * taps * self.bm * stage_channels(taps)
         self.packed = self.dev.empty((self.packed_size,), "float32")
-        self.grid = (-(-t // BN), o_tiles, n * g)
+        self.grid = (-(-t // block_steps()), o_tiles, n * g)
         self.smem = smem_bytes(self.bm, taps, reach)
-        key = "_".join(str(v) for v in (n, g, o, c, t, lrow, self.bm, *offsets, *w_strides, has_bias, has_addend))
+        key = "_".join(str(v) for v in (n, g, o, c, t, lrow, self.bm, WARP_N_TILES, *offsets, *w_strides, has_bias,
+                                         has_addend))
         name = f"ag_convtc_{hashlib.sha1(key.encode()).hexdigest()[:16]}"
         src = conv_tc_source(name, n, g, o, c, t, lrow, offsets, w_strides, self.bm, has_bias, has_addend)
         self.pack, self.conv = self.dev.get_many([(f"{name}_pack", src, Launch(-(-self.packed_size // 256), 256)),

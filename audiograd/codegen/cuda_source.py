@@ -32,6 +32,8 @@ CUDA_PRELUDE = (Path(__file__).with_name("cuda_prelude.cuh")).read_text()
 
 # threads per block
 THREADS = 256
+# neighbouring float outputs one thread of an element-wise kernel computes and stores at once
+VEC = 4
 # most blocks launched; grid-stride loops cover the rest
 MAX_BLOCKS = 1 << 16
 # reductions at least this long get a block per output, shorter ones a thread per output
@@ -80,14 +82,57 @@ class CudaRenderer(CRenderer):
     def __init__(self, kernel: Kernel):
         super().__init__(kernel, nthreads=1)
 
-    def _decompose(self, body: _Block, flat: str, loops: List[Loop]) -> None:
-        """Declare each loop's variable from the flat index ``flat`` (the last loop varies fastest)."""
-        stride = 1
+    def _decompose(self, body: _Block, flat: str, loops: List[Loop], narrow: bool = False) -> None:
+        """Declare each loop's variable from the flat index ``flat`` (the last loop varies fastest);
+        ``narrow``: in 32 bits (an unsigned ``flat``), where every index fits."""
+        stride, suffix, var_t = 1, ("u" if narrow else "LL"), ("int" if narrow else "long long")
         for n, l in enumerate(reversed(loops)):
-            q = flat if stride == 1 else f"({flat} / {stride}LL)"
-            code = q if n == len(loops) - 1 else f"{q} % {l.size}LL"
-            body.add(f"const long long {l.var} = {code};")
+            q = flat if stride == 1 else f"({flat} / {stride}{suffix})"
+            code = q if n == len(loops) - 1 else f"{q} % {l.size}{suffix}"
+            body.add(f"const {var_t} {l.var} = {code};")
             stride *= l.size
+
+    def _fits_32_bits(self, n_out: int) -> bool:
+        """Whether the output count and every buffer index of the kernel stay below 2^31."""
+        reach = [n_out]
+        for v in self.nest.views.values():
+            lo = v.offset + sum((size - 1) * st for size, st in zip(v.shape, v.strides) if st < 0)
+            hi = v.offset + sum((size - 1) * st for size, st in zip(v.shape, v.strides) if st > 0)
+            reach += [hi, -lo]
+        return max(reach) < 2 ** 31 - VEC
+
+    def _emit_elementwise(self, body: _Block, out_loops: List[Loop], n_out: int, out_idx: str) -> int:
+        """One thread per output (or per VEC neighbouring float outputs, stored at once), 32-bit
+        indices where they fit; returns the number of work items."""
+        k, inner = self.k, out_loops[-1] if out_loops else None
+        narrow = self._fits_32_bits(n_out)
+        vec = (narrow and k.out_dtype is float32 and inner is not None and inner.size % VEC == 0
+               and self.nest.out_strides[len(out_loops) - 1] == 1)
+        items = n_out // VEC if vec else n_out
+        if not narrow:
+            self._grid_stride(body, "g", items)
+            self._decompose(body, "g", out_loops)
+            stmts, v = self._stmts(k.root, body.indent)
+            body.add(*stmts, f"b0[{out_idx}] = {v};")
+            return items
+        body.open(f"for (unsigned g = blockIdx.x * blockDim.x + threadIdx.x; g < {items}u; "
+                  f"g += gridDim.x * blockDim.x) {{")
+        if not vec:
+            self._decompose(body, "g", out_loops, narrow=True)
+            stmts, v = self._stmts(k.root, body.indent)
+            body.add(*stmts, f"b0[{out_idx}] = {v};")
+            return items
+        groups = out_loops[:-1] + [Loop(inner.var + "_v", inner.size // VEC, False)]
+        self._decompose(body, "g", groups, narrow=True)
+        body.add(f"float ag_v[{VEC}];", "#pragma unroll")
+        body.open(f"for (int ag_j = 0; ag_j < {VEC}; ++ag_j) {{")
+        body.add(f"const int {inner.var} = {inner.var}_v * {VEC} + ag_j;")
+        stmts, v = self._stmts(k.root, body.indent)
+        body.add(*stmts, f"ag_v[ag_j] = {v};")
+        body.close_all(body.depth - 1)
+        body.add(f"const int {inner.var} = {inner.var}_v * {VEC};",
+                 f"*(float{VEC}*)(b0 + {out_idx}) = make_float{VEC}(ag_v[0], ag_v[1], ag_v[2], ag_v[3]);")
+        return items
 
     def _grid_stride(self, body: _Block, var: str, total: int) -> None:
         body.open(f"for (long long {var} = (long long)blockIdx.x * blockDim.x + threadIdx.x; {var} < {total}LL; "
@@ -136,16 +181,17 @@ class CudaRenderer(CRenderer):
             self._emit_block_reduce(body, reduce, out_loops, red_loops, n_out, n_red, out_idx)
             grid = min(n_out, MAX_BLOCKS)
         else:
-            self._grid_stride(body, "g", n_out)
-            self._decompose(body, "g", out_loops)
-            if k.scan_axis is not None:
-                self._emit_scan(body, red_loops, out_idx)
-            elif reduce is not None:
-                self._emit_thread_reduce(body, reduce, red_loops, out_idx)
+            items = n_out
+            if k.scan_axis is None and reduce is None:
+                items = self._emit_elementwise(body, out_loops, n_out, out_idx)
             else:
-                stmts, v = self._stmts(k.root, body.indent)
-                body.add(*stmts, f"b0[{out_idx}] = {v};")
-            grid = min(-(-n_out // threads), MAX_BLOCKS)
+                self._grid_stride(body, "g", n_out)
+                self._decompose(body, "g", out_loops)
+                if k.scan_axis is not None:
+                    self._emit_scan(body, red_loops, out_idx)
+                else:
+                    self._emit_thread_reduce(body, reduce, red_loops, out_idx)
+            grid = min(-(-items // threads), MAX_BLOCKS)
         body.close_all(1)
         return "\n".join(lines + ["}", ""]), Launch(max(grid, 1), threads)
 

@@ -18,6 +18,7 @@ from ..graph import ops
 from ..graph.lazy import LazyNode, contiguous
 from ..graph.view import View
 from .kernel_ast import Alu, Const, Kernel, Load, Reduce, walk
+from .residual import fold_residual_adds
 
 
 @dataclass
@@ -215,6 +216,8 @@ def _prepare_library_inputs(g: _Graph) -> bool:
 def create_schedule(outputs: List[LazyNode]):
     """Return the steps that realize ``outputs``; the caller allocates and runs them."""
     g = _collect(outputs)
+    if fold_residual_adds(list(g.nodes.values()), g.consumers, {o.base.id for o in outputs}):
+        g = _collect(outputs)
     if _prepare_library_inputs(g):
         g = _collect(outputs)
     forced = _initial_forced(g, outputs)
@@ -263,7 +266,7 @@ def _conv_rows_step(node: LazyNode) -> TemplateStep:
     from ..codegen.conv_template import render_conv
     from ..config import config
     a, x = node.srcs[:2]
-    groups, offsets = node.arg
+    groups, offsets = node.arg[:2]
     g, o, c, k = a.shape
     n, t = node.shape[0], node.shape[2]
     a_base, a_view, _ = a.base_view()

@@ -17,7 +17,7 @@ import pytest
 import audiograd as ag
 import audiograd.nn.functional as F
 from audiograd.codegen import cuda_conv_tc
-from audiograd.codegen.cuda_conv_tc import BN, block_rows, conv_tc_source, pipeline_stages, smem_bytes, usable
+from audiograd.codegen.cuda_conv_tc import block_rows, block_steps, conv_tc_source, pipeline_stages, smem_bytes, usable
 from tests.nvrtc_check import compile_sm90
 
 gpu = pytest.mark.gpu
@@ -37,7 +37,7 @@ CASES = [
 
 def test_block_rows_and_limits():
     assert block_rows(128, 7) == 128 and block_rows(64, 7) == 64 and block_rows(2, 7) == 32
-    assert smem_bytes(128, 7, 54) <= cuda_conv_tc.MAX_SMEM and pipeline_stages(128, 1, 0) == 3
+    assert smem_bytes(128, 7, 54) <= cuda_conv_tc.max_smem() and pipeline_stages(128, 1, 0) >= 3
     assert block_rows(128, 100) is None                   # a weight tile too large to stage
     assert not usable(128, 128, 100, 1000, [0, 700])      # reach beyond the staged halo
     assert not usable(128, 128, 100, 162, [0, 1, 2])      # rows not a multiple of 4 steps
@@ -136,7 +136,7 @@ def _reference_dx(g, w, length, padding, dilation, groups):
 def test_many_tiles_and_exact_mode_untouched(tf32, launches):
     """A length spanning many blocks, and fp32 mode never takes the tensor-core path."""
     rng = np.random.default_rng(9)
-    x = rng.standard_normal((1, 32, 40 * BN + 5)).astype(np.float32)
+    x = rng.standard_normal((1, 32, 40 * block_steps() + 5)).astype(np.float32)
     w = (rng.standard_normal((48, 32, 7)) / 15).astype(np.float32)
     y = F.conv1d(ag.tensor(x, device="cuda"), ag.tensor(w, device="cuda"), padding=9, dilation=3)
     _close(y.numpy(), _reference(x, w, None, 9, 3, 1))
@@ -146,3 +146,44 @@ def test_many_tiles_and_exact_mode_untouched(tf32, launches):
     ref = _reference(x, w, None, 9, 3, 1)
     assert float(np.abs(y.numpy() - ref).max()) <= 1e-5 * float(np.abs(ref).max())
     assert len(launches) == 1
+
+
+@gpu
+@pytest.mark.parametrize("prec,dtype,k", [("tf32", np.float32, 7), ("tf32", np.float32, 1), ("fp32", np.float32, 7),
+                                           ("fp32", np.float64, 1)])
+def test_residual_sum_folded_into_the_convolution(prec, dtype, k, launches):
+    """``conv(x) + r`` (the residual units' sum) runs as one convolution reading r as an addend,
+    forward and through the gradients, in every precision and both float types."""
+    saved = ag.config.cuda_matmul_precision
+    ag.config.cuda_matmul_precision = prec
+    try:
+        rng = np.random.default_rng(k)
+        x = rng.standard_normal((2, 40, 300)).astype(dtype)
+        w = (rng.standard_normal((40, 40, k)) / np.sqrt(40 * k)).astype(dtype)
+        b = rng.standard_normal(40).astype(dtype)
+        r = rng.standard_normal((2, 40, 300)).astype(dtype)
+        ts = [ag.tensor(v, device="cuda", requires_grad=True) for v in (x, w, b, r)]
+        y = F.conv1d(ts[0], ts[1], ts[2], padding=3 * (k // 2), dilation=3) + ts[3]
+        ref = _reference(x, w, b, 3 * (k // 2), 3, 1) + r
+        got = y.numpy()
+        tol = RTOL if prec == "tf32" else 1e-5 if dtype == np.float32 else 1e-12
+        assert float(np.abs(got - ref).max()) <= tol * float(np.abs(ref).max())
+        assert len(launches) == (1 if prec == "tf32" else 0)
+        y.sum().backward()
+        np.testing.assert_allclose(ts[3].grad.numpy(), np.ones_like(r))
+        np.testing.assert_allclose(ts[2].grad.numpy(), np.full(40, 600.0), rtol=1e-6)
+    finally:
+        ag.config.cuda_matmul_precision = saved
+
+
+@gpu
+def test_residual_sum_is_folded_in_the_schedule():
+    from audiograd.schedule.fuse import TemplateStep, create_schedule
+    rng = np.random.default_rng(2)
+    x = ag.tensor(rng.standard_normal((1, 40, 100)).astype(np.float32), device="cuda")
+    w = ag.tensor(rng.standard_normal((40, 40, 7)).astype(np.float32), device="cuda")
+    y = F.conv1d(x, w, padding=3) + x
+    steps = create_schedule([y.node])
+    convs = [s for s in steps if isinstance(s, TemplateStep)]
+    assert len(convs) == 1 and convs[0].out is y.node and convs[0].inputs[-1] is x.node
+    assert not any(getattr(s, "kernel", None) is not None and s.out is y.node for s in steps)

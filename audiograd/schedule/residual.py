@@ -1,0 +1,51 @@
+"""Fold a residual sum into the convolution that produces one of its terms (on the GPU).
+
+``conv(x) + r``, where the convolution's result is used only by that sum, becomes one
+``conv_rows`` node that reads ``r`` as an addend: the GPU kernels add it as they write their
+output (the tensor-core kernel in its epilogue; the cuBLAS path starts its accumulation from
+it), so the sum costs no pass of its own over the output. The sum node is rewritten in place
+(its users keep pointing at it); its arg gains the flag "addend" and its sources the addend
+after the convolution's own. Only full-shape plain buffers are folded, so the addend needs no
+copy; the CPU kernels have no addend and are left alone.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Set
+
+from ..graph.lazy import LazyNode
+from ..graph.view import View
+
+ADDEND = "addend"
+
+
+def has_addend(node: LazyNode) -> bool:
+    """Whether a ``conv_rows`` node reads an addend (its last source)."""
+    return len(node.arg) > 2 and node.arg[2] == ADDEND
+
+
+def _plain(node: LazyNode) -> bool:
+    """A whole buffer-to-be, read at the identity (no copy needed to hand it to a kernel)."""
+    if node.is_view:
+        v = node.view
+        return v.mask is None and v == View.contiguous(node.base.shape) and node.shape == node.base.shape \
+            and node.base.op != "const"
+    return node.op != "const"
+
+
+def fold_residual_adds(nodes: Iterable[LazyNode], consumers: Dict[int, Set[int]], keep: Set[int]) -> bool:
+    """Rewrite every foldable ``add`` among ``nodes`` (bases; ``consumers`` maps a base id to its
+    users' ids; ``keep`` are ids that must stay buffers of their own). Returns whether any was."""
+    changed = False
+    for node in nodes:
+        if node.realized or node.op != "add" or node.device != "cuda":
+            continue
+        for i, conv in enumerate(node.srcs):
+            other = node.srcs[1 - i]
+            if (conv.is_view or conv.realized or conv.op != "conv_rows" or has_addend(conv) or conv.id in keep
+                    or consumers.get(conv.id) != {node.id} or other.shape != conv.shape
+                    or other.dtype != conv.dtype or not _plain(other) or other.base is conv):
+                continue
+            node.op, node.srcs, node.arg = "conv_rows", conv.srcs + (other,), conv.arg + (ADDEND,)
+            changed = True
+            break
+    return changed

@@ -1,0 +1,59 @@
+"""Folding ``conv(x) + r`` into the convolution (``schedule.residual``).
+
+The rewrite is pure graph logic: it is checked here on lazy graphs built on the CPU whose sum
+is marked as living on the GPU (the only place it applies); the GPU results are checked in
+``tests/codegen/test_cuda_conv_tc.py``.
+"""
+
+import numpy as np
+
+import audiograd as ag
+import audiograd.nn.functional as F
+from audiograd.schedule.residual import fold_residual_adds, has_addend
+from audiograd.schedule.fuse import _collect
+
+
+def _graph(make_sum):
+    rng = np.random.default_rng(0)
+    x = ag.tensor(rng.standard_normal((1, 16, 40)).astype(np.float32))
+    w = ag.tensor(rng.standard_normal((16, 16, 3)).astype(np.float32))
+    b = ag.tensor(rng.standard_normal(16).astype(np.float32))
+    y = F.conv1d(x, w, b, padding=1)
+    assert y.node.op == "conv_rows"
+    out = make_sum(y, x)
+    out.node.device = "cuda"
+    return y, out
+
+
+def _fold(outputs):
+    g = _collect([o.node for o in outputs])
+    return fold_residual_adds(list(g.nodes.values()), g.consumers, {o.node.base.id for o in outputs})
+
+
+def test_sum_becomes_the_convolution_with_an_addend():
+    for make in (lambda y, x: y + x, lambda y, x: x + y):
+        y, out = _graph(make)
+        conv_srcs = y.node.srcs
+        assert _fold([out])
+        node = out.node
+        assert node.op == "conv_rows" and has_addend(node) and not has_addend(y.node)
+        assert node.srcs[:-1] == conv_srcs and node.srcs[-1].shape == node.shape
+        assert node.arg[:2] == y.node.arg
+
+
+def test_left_alone_when_the_convolution_is_used_elsewhere_or_asked_for():
+    y, out = _graph(lambda y, x: y + x)
+    other = y * 2
+    assert not _fold([out, other]) and out.node.op == "add"
+    y, out = _graph(lambda y, x: y + x)
+    assert not _fold([out, y]) and out.node.op == "add"
+
+
+def test_left_alone_for_broadcast_or_masked_addends_and_on_the_cpu():
+    y, out = _graph(lambda y, x: y + x[:, :1])          # broadcast along channels
+    assert not _fold([out]) and out.node.op == "add"
+    y, out = _graph(lambda y, x: y + F.pad(x[..., 1:], (0, 1)))  # a padded view
+    assert not _fold([out]) and out.node.op == "add"
+    y, out = _graph(lambda y, x: y + x)
+    out.node.device = "cpu"
+    assert not _fold([out]) and out.node.op == "add"
