@@ -42,7 +42,8 @@ class Config:
     # GPU contractions (matmul, convolution): "fp32" exact (the default); "tf32" runs them on
     # tensor cores with fp32 inputs, outputs and accumulation, the inputs rounded to 10-bit
     # mantissas (relative error about 1e-3 per product); "bf16" asks cuBLAS for its bf16 fast
-    # mode, which may round to 7 bits (on H100/H200 it chose the same kernels as tf32)
+    # mode, which may round to 7 bits (on H100/H200 it chose the same kernels as tf32), and
+    # runs convolutions on the TF32 kernel
     cuda_matmul_precision: str = "fp32"
     # 0 silent; 1 prints each compile and each kernel's time; 2 also prints kernel sources
     debug: int = field(default_factory=lambda: int(os.environ.get("AUDIOGRAD_DEBUG", "0") or 0))

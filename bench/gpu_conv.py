@@ -40,7 +40,6 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated case indices")
     ap.add_argument("--once", type=int, default=None, help="run one case a few times, untimed")
-    ap.add_argument("--warp-n-tiles", type=int, default=None, help="tile experiment: 8-step mma tiles per warp")
     args = ap.parse_args()
     import cupy as cp
     import numpy as np
@@ -48,9 +47,6 @@ def main():
     import audiograd as ag
     import audiograd.nn.functional as F
     ag.config.cuda_matmul_precision = args.precision
-    if args.warp_n_tiles:
-        from audiograd.codegen import cuda_conv_tc
-        cuda_conv_tc.WARP_N_TILES = args.warp_n_tiles
     set_torch_precision(torch, args.precision == "tf32")
     gpu = Gpu(torch, cp, repeat=5 if args.quick else 20, warmup=3)
     chosen = [args.once] if args.once is not None else [int(i) for i in args.only.split(",") if i] or range(len(CASES))

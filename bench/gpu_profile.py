@@ -6,7 +6,7 @@ and for PyTorch eager in the same precision, then prints the kernels grouped by 
 their total time and count, largest first. For reading, not for the README's ratios:
 ``bench/gpu.py`` times the whole pass.
 
-    python bench/gpu_profile.py [--precision tf32] [--latents 216] [--top 25]
+    python bench/gpu_profile.py [--precision tf32] [--latents 216] [--top 25] [--sequence US]
 """
 from __future__ import annotations
 
@@ -32,11 +32,24 @@ def kernel_table(prof, top: int) -> str:
     return "\n".join(lines)
 
 
+def kernel_sequence(prof, min_us: float) -> str:
+    """The device kernels in launch order with their times (those of at least ``min_us``)."""
+    events = sorted((ev for ev in prof.events() if ev.device_type.name == "CUDA"), key=lambda ev: ev.time_range.start)
+    lines = []
+    for ev in events:
+        us = ev.time_range.elapsed_us()
+        if us >= min_us:
+            lines.append(f"{us:8.1f} us  {ev.name[:80]}")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--precision", default="tf32", help="comma-separated: fp32,tf32")
     ap.add_argument("--latents", type=int, default=216)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--sequence", type=float, default=None, metavar="US",
+                    help="also list our kernels in launch order, those of at least US microseconds")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -61,6 +74,8 @@ def main():
                     torch.cuda.synchronize()
                 print(f"\n== {name}, {mode}, {args.latents} latents ==")
                 print(kernel_table(prof, args.top))
+                if args.sequence is not None and name.startswith("audiograd"):
+                    print(kernel_sequence(prof, args.sequence))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 The per-tap cuBLAS products (``cuda_conv``) read the input and read and rewrite the whole
 output once per tap; on the decoder's wide, shallow layers (128 channels, 440k steps) that
 traffic is most of the time. Here a block of 256 threads owns a tile of BM output channels by
-BN = 128 steps (256 with 8 tiles per warp) and walks the input channels BC at a time (8 for wide kernels, up to 32 for one
+BN = 128 steps and walks the input channels BC at a time (8 for wide kernels, up to 32 for one
 tap): each step stages the weight for all taps (``taps x BM x BC``, pre-packed in the order the
 mma fragments read it, so that staging is one contiguous copy and every fragment one 16-byte
 shared load) and the input rows it needs once (``BC x (BN + reach)``, halo included) in shared
@@ -26,10 +26,11 @@ from typing import List, Optional, Sequence
 
 THREADS = 256
 # 8-step mma tiles per warp along the steps: a block covers BN = 4 warps x 8 x WARP_N_TILES steps
+# (8 tiles, 256 steps, one block per multiprocessor, measured slower on an H100)
 WARP_N_TILES = 4
 # the kernel is used only while the staged halo stays short
 MAX_REACH = 256
-# shared memory a block may take: two blocks share a multiprocessor (228 KiB) with 4 tiles per warp
+# shared memory a block may take: two blocks share a multiprocessor (228 KiB)
 MAX_SMEM = 110 * 1024
 
 _SOURCE = r"""
@@ -95,7 +96,7 @@ extern "C" __global__ void __launch_bounds__(256) NAME_pack(float* __restrict__ 
   wp[i] = __uint_as_float(ag_tf32(v));
 }
 
-extern "C" __global__ void __launch_bounds__(256, MINBLOCKSLL)
+extern "C" __global__ void __launch_bounds__(256, 2)
 NAME(float* __restrict__ out, const float* __restrict__ wp, const float* __restrict__ x,
      const float* __restrict__ bias, const float* __restrict__ addend) {
   extern __shared__ float4 ag_smem[];
@@ -217,20 +218,15 @@ def smem_bytes(bm: int, taps: int, reach: int, stages: int = 0) -> int:
     return (stages or pipeline_stages(bm, taps, reach)) * stage
 
 
-def max_smem() -> int:
-    """Shared memory one block may take: half a multiprocessor's when two blocks share one."""
-    return MAX_SMEM if WARP_N_TILES <= 4 else 2 * MAX_SMEM
-
-
 def pipeline_stages(bm: int, taps: int, reach: int) -> int:
     """Copy stages in flight: as many as fit (up to 4), at least two."""
-    return next((s for s in (4, 3) if smem_bytes(bm, taps, reach, s) <= max_smem()), 2)
+    return next((s for s in (4, 3) if smem_bytes(bm, taps, reach, s) <= MAX_SMEM), 2)
 
 
 def block_rows(o: int, taps: int, reach: int = 0) -> Optional[int]:
     """Output channels per block for ``o`` channels (None: the weight tile does not fit)."""
     for bm in (128, 64, 32):
-        if (bm == 32 or o > bm // 2) and smem_bytes(bm, taps, reach, 2) <= max_smem():
+        if (bm == 32 or o > bm // 2) and smem_bytes(bm, taps, reach, 2) <= MAX_SMEM:
             return bm
     return None
 
@@ -241,7 +237,7 @@ def conv_tc_source(name: str, n: int, g: int, o: int, c: int, t: int, lrow: int,
     sg, so, sc, sk = w_strides
     taps, reach = len(offsets), max(offsets)
     subs = {"OCH": o, "CCH": c, "GROUPS": g, "TLEN": t, "LROW": lrow, "NTAP": taps, "BM": bm, "BN": block_steps(),
-            "NTILES": WARP_N_TILES, "MINBLOCKS": 2 if WARP_N_TILES <= 4 else 1,
+            "NTILES": WARP_N_TILES,
             "BC": stage_channels(taps), "STAGES": pipeline_stages(bm, taps, reach), "REACH": reach,
             "SG": sg, "SO": so, "SC": sc, "SK": sk}
     src = _SOURCE

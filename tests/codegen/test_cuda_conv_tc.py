@@ -37,7 +37,7 @@ CASES = [
 
 def test_block_rows_and_limits():
     assert block_rows(128, 7) == 128 and block_rows(64, 7) == 64 and block_rows(2, 7) == 32
-    assert smem_bytes(128, 7, 54) <= cuda_conv_tc.max_smem() and pipeline_stages(128, 1, 0) >= 3
+    assert smem_bytes(128, 7, 54) <= cuda_conv_tc.MAX_SMEM and pipeline_stages(128, 1, 0) >= 3
     assert block_rows(128, 100) is None                   # a weight tile too large to stage
     assert not usable(128, 128, 100, 1000, [0, 700])      # reach beyond the staged halo
     assert not usable(128, 128, 100, 162, [0, 1, 2])      # rows not a multiple of 4 steps
