@@ -1,8 +1,9 @@
 """Render a scheduled Kernel as CUDA C, sharing the C renderer's expression and index code.
 
 Thread mapping (correct first; tuning comes later):
-- element-wise kernels: one thread per output element over a grid-stride loop, the flat index
-  decomposed into the loop nest's variables;
+- element-wise kernels: one thread per output element (or per 4 neighbouring float outputs,
+  stored as one float4) over a grid-stride loop, the flat index decomposed into the loop
+  nest's variables, in 32-bit arithmetic wherever every index fits;
 - reductions: when the reduced data is contiguous along the innermost output loop (a sum
   over rows, say), a block takes a tile of up to 32 neighbouring outputs so that every warp
   reads whole rows; otherwise one block per output (a block-wide tree reduction with warp
@@ -109,16 +110,13 @@ class CudaRenderer(CRenderer):
         vec = (narrow and k.out_dtype is float32 and inner is not None and inner.size % VEC == 0
                and self.nest.out_strides[len(out_loops) - 1] == 1)
         items = n_out // VEC if vec else n_out
-        if not narrow:
+        if narrow:
+            body.open(f"for (unsigned g = blockIdx.x * blockDim.x + threadIdx.x; g < {items}u; "
+                      f"g += gridDim.x * blockDim.x) {{")
+        else:
             self._grid_stride(body, "g", items)
-            self._decompose(body, "g", out_loops)
-            stmts, v = self._stmts(k.root, body.indent)
-            body.add(*stmts, f"b0[{out_idx}] = {v};")
-            return items
-        body.open(f"for (unsigned g = blockIdx.x * blockDim.x + threadIdx.x; g < {items}u; "
-                  f"g += gridDim.x * blockDim.x) {{")
         if not vec:
-            self._decompose(body, "g", out_loops, narrow=True)
+            self._decompose(body, "g", out_loops, narrow)
             stmts, v = self._stmts(k.root, body.indent)
             body.add(*stmts, f"b0[{out_idx}] = {v};")
             return items
