@@ -58,7 +58,7 @@ def test_padded_flipped_and_strided_element_wise_match_the_cpu(length):
 
     def fn(xv, av):
         y = F.pad(xv + (xv * av).sin() ** 2 / av, (3, 5))
-        return y.flip(2)[..., ::2] * 2.0 + y[..., 1::2]
+        return y.flip(2)[..., 1::2] * 2.0 + y[..., 1::2]
 
     ref = fn(ag.tensor(x), ag.tensor(a)).numpy()
     got = fn(ag.tensor(x, device="cuda"), ag.tensor(a, device="cuda")).numpy()
