@@ -59,6 +59,13 @@ def _cuda_alu(op: str, a: List[str], dtype: DType, src_dtype: DType) -> str:
     return _alu(op, a, dtype, src_dtype)
 
 
+def _reduce_parts(reduce: Reduce) -> Tuple[DType, str, str]:
+    """The accumulator type of ``reduce``, the prelude's combining functor and the initial
+    value (cast to the accumulator type)."""
+    acc_t = _acc_dtype(reduce)
+    return acc_t, ("AgSum()" if reduce.op == "sum" else "AgMax()"), f"({acc_t.ctype}){_acc_init(reduce)}"
+
+
 def split_factor(n_out: int, n_red: int) -> int:
     """Blocks sharing each output of a block reduction: more than one when a block per output
     would leave the GPU idle and each block still gets a long stretch of the reduction."""
@@ -204,22 +211,25 @@ class CudaRenderer(CRenderer):
         body.close_all(depth)
         self._emit_epilogue(body, reduce, out_idx)
 
+    def _accumulate_terms(self, body: _Block, reduce: Reduce, red_loops, acc_t: DType, depth: int) -> None:
+        """Inside the loop over the flat reduction index ``r``: declare the reduced loops'
+        variables, add the term to ``acc`` and close the loops back to ``depth``."""
+        self._decompose(body, "r", red_loops)
+        stmts, v = self._stmts(reduce.src, body.indent)
+        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
+        body.close_all(depth)
+
     def _emit_block_reduce(self, body: _Block, reduce: Reduce, out_loops, red_loops, n_out: int, n_red: int,
                            out_idx: str) -> None:
-        acc_t = _acc_dtype(reduce)
-        op = "AgSum()" if reduce.op == "sum" else "AgMax()"
-        init = _acc_init(reduce)
+        acc_t, op, init = _reduce_parts(reduce)
         body.add(f"__shared__ {acc_t.ctype} ag_part[32];")
         body.open(f"for (long long o = blockIdx.x; o < {n_out}LL; o += gridDim.x) {{")
         self._decompose(body, "o", out_loops)
         body.add(f"{acc_t.ctype} acc = {init};")
         depth = body.depth
         body.open(f"for (long long r = threadIdx.x; r < {n_red}LL; r += blockDim.x) {{")
-        self._decompose(body, "r", red_loops)
-        stmts, v = self._stmts(reduce.src, body.indent)
-        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
-        body.close_all(depth)
-        body.add(f"acc = ag_block_reduce(acc, ag_part, {op}, ({acc_t.ctype}){init});")
+        self._accumulate_terms(body, reduce, red_loops, acc_t, depth)
+        body.add(f"acc = ag_block_reduce(acc, ag_part, {op}, {init});")
         body.open("if (threadIdx.x == 0) {")
         self._emit_epilogue(body, reduce, out_idx)
         body.close_all(depth - 1)
@@ -228,9 +238,7 @@ class CudaRenderer(CRenderer):
                            out_idx: str) -> None:
         """Block ``o * split + s`` reduces every ``split``-th stretch of THREADS elements of output
         ``o``, starting at stretch ``s``; the last of the ``split`` blocks writes the output."""
-        acc_t = _acc_dtype(reduce)
-        op = "AgSum()" if reduce.op == "sum" else "AgMax()"
-        init = f"({acc_t.ctype}){_acc_init(reduce)}"
+        acc_t, op, init = _reduce_parts(reduce)
         body.add(f"__shared__ {acc_t.ctype} ag_part[32];",
                  f"const long long o = blockIdx.x / {split}u;",
                  f"const unsigned int s = blockIdx.x % {split}u;")
@@ -240,10 +248,7 @@ class CudaRenderer(CRenderer):
         body.add("#pragma unroll 4")
         body.open(f"for (long long r = (long long)s * blockDim.x + threadIdx.x; r < {n_red}LL; "
                   f"r += {split}LL * blockDim.x) {{")
-        self._decompose(body, "r", red_loops)
-        stmts, v = self._stmts(reduce.src, body.indent)
-        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
-        body.close_all(depth)
+        self._accumulate_terms(body, reduce, red_loops, acc_t, depth)
         body.add(f"acc = ag_block_reduce(acc, ag_part, {op}, {init});")
         body.open(f"if (ag_split_reduce(acc, ag_parts + o * {split}, ag_arrived + o, {split}u, s, ag_part, {op}, "
                   f"{init}) && threadIdx.x == 0) {{")
@@ -256,9 +261,7 @@ class CudaRenderer(CRenderer):
         neighbouring outputs, thread ``t`` accumulates output ``t % cols`` over every
         (THREADS // cols)-th step of the reduction, so each warp reads whole rows; with
         ``split`` > 1, ``split`` blocks share a tile and the last of them writes it."""
-        acc_t = _acc_dtype(reduce)
-        op = "AgSum()" if reduce.op == "sum" else "AgMax()"
-        init = f"({acc_t.ctype}){_acc_init(reduce)}"
+        acc_t, op, init = _reduce_parts(reduce)
         inner, rows = out_loops[-1], THREADS // cols
         per_row = -(-inner.size // cols)
         body.add(f"__shared__ {acc_t.ctype} ag_cols[{THREADS}];",
@@ -272,10 +275,7 @@ class CudaRenderer(CRenderer):
         body.open(f"if (ty < {rows}u && {inner.var} < {inner.size}LL) {{")
         body.add("#pragma unroll 4")
         body.open(f"for (long long r = (long long)s * {rows} + ty; r < {n_red}LL; r += {split * rows}LL) {{")
-        self._decompose(body, "r", red_loops)
-        stmts, v = self._stmts(reduce.src, body.indent)
-        body.add(*stmts, _accumulate("acc", v, reduce, acc_t))
-        body.close_all(depth)
+        self._accumulate_terms(body, reduce, red_loops, acc_t, depth)
         body.add(f"acc = ag_column_reduce(acc, ag_cols, {cols}u, {rows}u, {op});")
         last = "1"
         if split > 1:
