@@ -48,17 +48,25 @@ static __device__ __forceinline__ void ag_tile(long long tiles_rows, long long* 
   *b = blk / TF / tiles_rows;
 }
 
-/* x (B, N, F) -> scratch rows (B * F, P): row b * F + f holds frame f of batch b. */
-extern "C" __global__ void __launch_bounds__(256) NAME_frames_to_rows(T* __restrict__ s, const T* __restrict__ x) {
+/* dst (cols x rows, leading dimension dld) <- the transpose of the 32 x 32 tile at (r0, c0) of
+   src (rows x cols, leading dimension sld). */
+static __device__ __forceinline__ void ag_transpose_tile(T* __restrict__ dst, long long dld, const T* __restrict__ src,
+                                                         long long sld, long long rows, long long cols, long long r0,
+                                                         long long c0) {
   __shared__ T tile[32][33];
-  long long b, t0, f0;
-  ag_tile(TN, &b, &t0, &f0);
   const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
   for (int j = ty; j < 32; j += 8)
-    if (t0 + j < N && f0 + tx < F) tile[j][tx] = x[(b * N + t0 + j) * F + f0 + tx];
+    if (r0 + j < rows && c0 + tx < cols) tile[j][tx] = src[(r0 + j) * sld + c0 + tx];
   __syncthreads();
   for (int j = ty; j < 32; j += 8)
-    if (f0 + j < F && t0 + tx < N) s[(b * F + f0 + j) * P + t0 + tx] = tile[tx][j];
+    if (c0 + j < cols && r0 + tx < rows) dst[(c0 + j) * dld + r0 + tx] = tile[tx][j];
+}
+
+/* x (B, N, F) -> scratch rows (B * F, P): row b * F + f holds frame f of batch b. */
+extern "C" __global__ void __launch_bounds__(256) NAME_frames_to_rows(T* __restrict__ s, const T* __restrict__ x) {
+  long long b, t0, f0;
+  ag_tile(TN, &b, &t0, &f0);
+  ag_transpose_tile(s + b * F * P, P, x + b * N * F, F, N, F, t0, f0);
 }
 
 /* scratch rows of M complex bins -> y (B, 2, M, F), real plane then imaginary plane. */
@@ -113,15 +121,9 @@ extern "C" __global__ void __launch_bounds__(256) NAME_planes_to_rows(C* __restr
 
 /* scratch rows (B * F, P) -> x (B, N, F). */
 extern "C" __global__ void __launch_bounds__(256) NAME_rows_to_frames(T* __restrict__ x, const T* __restrict__ s) {
-  __shared__ T tile[32][33];
   long long b, t0, f0;
   ag_tile(TN, &b, &t0, &f0);
-  const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
-  for (int j = ty; j < 32; j += 8)
-    if (f0 + j < F && t0 + tx < N) tile[j][tx] = s[(b * F + f0 + j) * P + t0 + tx];
-  __syncthreads();
-  for (int j = ty; j < 32; j += 8)
-    if (t0 + j < N && f0 + tx < F) x[(b * N + t0 + j) * F + f0 + tx] = tile[tx][j];
+  ag_transpose_tile(x + b * N * F, F, s + b * F * P, P, F, N, f0, t0);
 }
 """
 
