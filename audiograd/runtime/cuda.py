@@ -17,6 +17,7 @@ import numpy as np
 
 from ..config import config
 from .compiler import CompileError
+from .cpu import Stats
 from .disk_cache import DiskCache
 
 # bump when generated CUDA code changes meaning without changing its text
@@ -40,17 +41,8 @@ def size_class(nbytes: int) -> int:
     return -(-nbytes // step) * step
 
 
-class CudaStats:
-    """Counters for tests and debugging: NVRTC compiles, cubins loaded from disk, memory hits."""
-
-    def __init__(self):
-        self.compiled = self.loaded = self.memory_hits = 0
-
-    def __repr__(self):
-        return f"CudaStats(compiled={self.compiled}, loaded={self.loaded}, memory_hits={self.memory_hits})"
-
-
-stats = CudaStats()
+# NVRTC compiles, cubins loaded from disk, in-memory hits (counters for tests and debugging)
+stats = Stats()
 
 
 class CudaKernel:
