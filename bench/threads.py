@@ -20,8 +20,9 @@ from common import parse_args, report, row, run_python, subprocess_env
 LIBGOMP_DEFAULT_SPIN = "300000"
 
 SETUP = """
-import json, statistics, time
+import json
 import numpy as np
+from bench.common import median_time
 rng = np.random.default_rng(0)
 shapes = [(64, 256), (256, 256), (256, 64)]
 weights = [rng.standard_normal(s).astype(np.float32) * 0.1 for s in shapes]
@@ -29,14 +30,7 @@ x_np = rng.standard_normal((512, 64)).astype(np.float32)
 y_np = rng.standard_normal((512, 64)).astype(np.float32)
 
 def median_ms(fn, repeat):
-    for _ in range(3):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
+    return 1e3 * median_time(fn, repeat=repeat, warmup=3)
 """
 
 AUDIOGRAD = SETUP + """
