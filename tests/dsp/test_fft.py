@@ -314,25 +314,20 @@ def test_composite_finite_difference():
 
 # ---- errors -----------------------------------------------------------------------------------
 
-def test_rfft_errors():
-    with pytest.raises(ValueError, match="power of two"):
-        rfft_frames(ag.tensor(np.zeros((6, 3), np.float32)))
-    with pytest.raises(ValueError, match="power of two"):
-        rfft_frames(ag.tensor(np.zeros((2, 3), np.float32)))
-    with pytest.raises(ValueError, match="power of two"):
-        rfft_frames(ag.tensor(np.zeros((1, 3), np.float32)))
-    with pytest.raises(ValueError, match="power of two"):
-        rfft_frames(ag.tensor(np.zeros((2, 12, 3), np.float64)))
-    with pytest.raises(ValueError, match="n_fft, frames"):
-        rfft_frames(ag.tensor(np.zeros(8, np.float32)))
-    with pytest.raises(ValueError, match="n_fft, frames"):
-        rfft_frames(ag.tensor(np.float32(1.0)))
-    with pytest.raises(TypeError, match="floating point"):
-        rfft_frames(ag.tensor(np.zeros((8, 3), np.int64)))
-    with pytest.raises(TypeError, match="floating point"):
-        rfft_frames(ag.tensor(np.zeros((8, 3), np.int32)))
-    with pytest.raises(TypeError, match="floating point"):
-        rfft_frames(ag.tensor(np.zeros((8, 3), np.bool_)))
+@pytest.mark.parametrize("array,error,match", [
+    (np.zeros((6, 3), np.float32), ValueError, "power of two"),
+    (np.zeros((2, 3), np.float32), ValueError, "power of two"),
+    (np.zeros((1, 3), np.float32), ValueError, "power of two"),
+    (np.zeros((2, 12, 3), np.float64), ValueError, "power of two"),
+    (np.zeros(8, np.float32), ValueError, "n_fft, frames"),
+    (np.float32(1.0), ValueError, "n_fft, frames"),
+    (np.zeros((8, 3), np.int64), TypeError, "floating point"),
+    (np.zeros((8, 3), np.int32), TypeError, "floating point"),
+    (np.zeros((8, 3), np.bool_), TypeError, "floating point"),
+])
+def test_rfft_errors(array, error, match):
+    with pytest.raises(error, match=match):
+        rfft_frames(ag.tensor(array))
 
 
 def test_irfft_errors():
