@@ -108,7 +108,7 @@ class ConvRowsCall:
         if config.cuda_matmul_precision == "fp32" or self.dtype != np.float32:
             return False
         if self.tc is None:
-            n, g, o, c, t, lrow, offsets = self.tc_args[:7]
+            o, c, t, lrow, offsets = self.tc_args[2:7]
             # one tap without a bias is a plain product: cuBLAS's own
             wanted = len(offsets) > 1 or self.has_bias or self.has_addend
             self.tc = TensorCoreConv(*self.tc_args) if wanted and usable(o, c, t, lrow, offsets) else False
