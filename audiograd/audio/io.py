@@ -1,74 +1,118 @@
 """Read and write audio files (soundfile), resample (soxr), match channel counts.
 
-Audio arrays are float32 shaped (channels, samples). Writes are atomic: the data goes to a
-temporary file in the target's directory which then replaces the target, so a failure never
-leaves a partial or truncated file behind.
+Audio arrays are float32 shaped (channels, samples). Reads refuse what would silently give
+wrong results (absurd sample rates or channel counts, NaN/inf samples, empty files) and warn
+about files cut short. Writes go through :func:`audiograd.audio.output.atomic_output`: only
+regular files, atomically, never leaving a partial file behind.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
+import warnings
 from pathlib import Path
-from typing import Iterator, Tuple, Union
+from typing import Tuple
 
 import numpy as np
 
-PathLike = Union[str, os.PathLike]
+from .declared import declared_frames
+from .output import PathLike, atomic_output
 
 
 class AudioFileError(ValueError):
     """An audio file that cannot be read or written; the message names the file."""
 
 
-def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
-    """Decode a WAV/FLAC/OGG (anything libsndfile reads) file.
+class TruncatedAudioWarning(UserWarning):
+    """An audio file holds fewer frames than its header promises; what is there was read."""
 
-    Returns ``(audio, sample_rate)`` with ``audio`` float32 shaped (channels, samples).
-    Raises FileNotFoundError for a missing file and AudioFileError for an unreadable one.
+
+# Sample rates outside this range are refused: below 1 kHz no audio model or codec makes
+# sense (a corrupt header claiming 1 Hz would turn a short file into hours of resampled
+# work), and 768 kHz is the highest rate audio interfaces and formats use.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+# Third-order ambisonics uses 16 channels and large film formats 64; more is a broken header.
+MAX_CHANNELS = 256
+_BLOCK_FRAMES = 4096  # small: a decode error part-way loses at most one block
+
+
+def probe_audio(path: PathLike):
+    """Check an audio file's header without decoding it; returns soundfile's ``info``.
+
+    Cheap enough to run before any work: refuses missing files (FileNotFoundError), files
+    libsndfile cannot open, sample rates outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] Hz, zero
+    or more than MAX_CHANNELS channels (AudioFileError, naming the file).
     """
     import soundfile as sf
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
         raise AudioFileError(f"{path}: not a readable audio file ({e})") from None
-    return np.ascontiguousarray(data.T), int(sr)
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        raise AudioFileError(f"{path}: sample rate {info.samplerate} Hz is outside the supported range "
+                             f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz (corrupt header?)")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioFileError(f"{path}: {info.channels} channels (supported: 1 to {MAX_CHANNELS})")
+    return info
 
 
-@contextlib.contextmanager
-def atomic_output(path: PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``.
+def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
+    """Decode a WAV/FLAC/OGG (anything libsndfile reads) file.
 
-    On any exception the temporary file is removed, ``path`` is left untouched and the
-    exception propagates. ``suffix`` keeps an extension on the temporary name for writers
-    that choose a format from it.
+    Returns ``(audio, sample_rate)`` with ``audio`` float32 shaped (channels, samples).
+    Raises FileNotFoundError for a missing file and AudioFileError (naming the file) for one
+    that :func:`probe_audio` refuses, that cannot be decoded, that holds no samples, or whose
+    samples are not all finite (the message gives the first NaN/inf: channel, sample index and
+    time). A file shorter than its header promises (a WAV data chunk or FLAC STREAMINFO
+    claiming more frames than the file holds, as a copy or recording cut short leaves it) is
+    read anyway, with a TruncatedAudioWarning giving the frames expected and read: the part
+    that is there is intact and usually wanted, and the warning keeps the loss visible.
     """
+    import soundfile as sf
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise FileNotFoundError(f"output directory does not exist: {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=directory)
-    os.close(fd)
-    tmp = Path(tmp)
+    info = probe_audio(path)
+    promised = declared_frames(path, info)
+    blocks, error = [], None
     try:
-        # mkstemp makes the file private; give it the mode a plain open() would (or the target's)
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                try:
+                    block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                except (sf.LibsndfileError, RuntimeError) as e:
+                    error = e
+                    break
+                if not len(block):
+                    break
+                blocks.append(block)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as e:
+        raise AudioFileError(f"{path}: not a readable audio file ({e})") from None
+    frames = sum(len(b) for b in blocks)
+    if error is not None and (not frames or promised is None or frames >= promised):
+        raise AudioFileError(f"{path}: cannot decode the audio after {frames} frames ({error})")
+    if frames == 0:
+        raise AudioFileError(f"{path}: the file holds no audio samples")
+    if promised is not None and frames < promised:
+        warnings.warn(TruncatedAudioWarning(
+            f"{path}: the file is shorter than its header says: {promised} frames expected, {frames} read "
+            f"({(promised - frames) / info.samplerate:.3f} s missing); using the frames that are there"),
+            stacklevel=2)
+    audio = np.ascontiguousarray(np.concatenate(blocks).T)
+    check_finite(audio, info.samplerate, path)
+    return audio, int(info.samplerate)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def check_finite(audio: np.ndarray, sample_rate: int, path: PathLike) -> None:
+    """Raise AudioFileError naming ``path`` and the first (in time) NaN or infinite sample."""
+    bad = ~np.isfinite(audio)
+    if not bad.any():
+        return
+    sample = int(np.argmax(bad.any(axis=0)))
+    channel = int(np.argmax(bad[:, sample]))
+    value = audio[channel, sample]
+    raise AudioFileError(f"{path}: sample {sample} of channel {channel} (at {sample / sample_rate:.6f} s) is "
+                         f"{value}; audio must be finite ({int(bad.sum())} bad samples in all)")
 
 
 def write_audio(path: PathLike, audio: np.ndarray, sample_rate: int, subtype: str = None) -> None:

@@ -5,14 +5,20 @@
 - ``reconstruct IN.wav OUT.wav``: encode then decode, written at the model's rate and channels.
 
 Input audio at another sample rate is resampled with soxr, and mono/stereo is converted to the
-model's channel count (a note says so on stderr). Outputs are written atomically. Expected
-failures (missing or unreadable files, checkpoints that do not fit the config, latents of the
-wrong shape) print one line and exit with status 2.
+model's channel count (a note says so on stderr). Everything that can be checked is checked
+before the model is loaded: the input's header (sample rate, channels), that the output can be
+written (see :mod:`audiograd.audio.output`: regular files only, a temporary file must be
+creatable next to it) and that its extension is known. Outputs are written atomically.
+Expected failures (missing, unreadable, non-finite or empty audio, checkpoints that do not fit
+the config, latents of the wrong shape, unwritable outputs) print one line and exit with
+status 2; SIGINT / SIGTERM print one line and exit with 130 / 143, leaving no temporary file
+and any existing output untouched. The progress bar counts encoder/decoder blocks.
 """
 from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +66,20 @@ def run_command(name: str, args) -> int:
     """Run one subcommand; expected errors become a one-line message and exit status 2.
 
     Unreadable files (AudioFileError, CheckpointError) are ValueErrors; KeyError covers configs
-    without a required field; OSError covers files that cannot be opened or written.
+    without a required field; OSError covers files that cannot be opened or written. SIGINT
+    and SIGTERM unwind the work (so temporary files are removed) and exit with 128 + signal.
     """
+    from .signals import Interrupted, signals_as_exceptions
     try:
-        {"encode": _encode, "decode": _decode, "reconstruct": _reconstruct}[name](args)
+        with signals_as_exceptions():
+            {"encode": _encode, "decode": _decode, "reconstruct": _reconstruct}[name](args)
     except (CommandError, ValueError, KeyError, OSError, NotImplementedError) as e:
         return _fail(name, e)
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Interrupted) else 2
+        print(f"\naudiograd {name}: interrupted by {'SIGTERM' if signum == 15 else 'SIGINT'}; "
+              f"no output written", file=sys.stderr)
+        return e.exit_status if isinstance(e, Interrupted) else 130
     return 0
 
 
@@ -83,28 +97,32 @@ def _note(args, text: str) -> None:
         print(f"note: {text}", file=sys.stderr)
 
 
-def _check_paths(args, kind: str) -> None:
-    """Fail before any work if the input is missing or the output cannot be written as ``kind``."""
+def _check_paths(args, kind: str, audio_input: bool = True) -> None:
+    """Fail before any work if the input is missing or refused by its header, or the output
+    cannot be written as ``kind``."""
+    from ..audio import probe_audio
     if args.chunk <= 0:
         raise CommandError(f"--chunk must be a positive number of latents, got {args.chunk}")
     if args.margin is not None and args.margin < 0:
         raise CommandError(f"--margin must be >= 0, got {args.margin}")
     if not args.input.is_file():
         raise CommandError(f"input not found: {args.input}")
+    if audio_input:
+        probe_audio(args.input)
     _check_output(args.output, kind)
 
 
 def _check_output(path: Path, kind: str) -> None:
-    """Fail before any work if ``path`` cannot be written as ``kind``."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CommandError(f"output directory does not exist: {parent}")
-    if path.is_dir():
-        raise CommandError(f"output is a directory: {path}")
+    """Fail before any work if ``path`` cannot be written as ``kind``: a known extension, and
+    :func:`audiograd.audio.check_output_path` (writable directory, not a FIFO/device/...)."""
+    from ..audio import check_output_path
     if kind == "audio":
         import soundfile as sf
         if path.suffix.lstrip(".").upper() not in sf.available_formats():
             raise CommandError(f"{path}: unknown audio file extension {path.suffix!r} (use .wav, .flac or .ogg)")
+    elif path.suffix.lower() != ".npy":
+        raise CommandError(f"{path}: latents are written as .npy; give the output a .npy extension")
+    check_output_path(path)
 
 
 def _load_config(path):
@@ -146,13 +164,14 @@ def load_model(args):
 
 
 def _progress(args, desc: str):
-    """A progress callback drawing a tqdm bar over chunks on stderr, and a closer."""
+    """A progress callback drawing a tqdm bar over encoder/decoder blocks on stderr (created
+    at the first call, ``done=0``, with the total), and a closer."""
     from tqdm import tqdm
     state = {}
 
     def update(done: int, total: int) -> None:
         if "bar" not in state:
-            state["bar"] = tqdm(total=total, desc=desc, unit="chunk", file=sys.stderr, disable=args.quiet,
+            state["bar"] = tqdm(total=total, desc=desc, unit="block", file=sys.stderr, disable=args.quiet,
                                 dynamic_ncols=True)
         state["bar"].update(done - state["bar"].n)
 
@@ -164,7 +183,11 @@ def _progress(args, desc: str):
 
 def _read_for_model(args, model) -> np.ndarray:
     from ..audio import match_channels, read_audio, resample
-    audio, sr = read_audio(args.input)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio, sr = read_audio(args.input)
+    for w in caught:  # a file cut short is reported even with --quiet: the output is shorter too
+        print(f"warning: {w.message}", file=sys.stderr)
     if sr != model.sample_rate:
         _note(args, f"resampling {args.input} from {sr} Hz to the model's {model.sample_rate} Hz")
         audio = resample(audio, sr, model.sample_rate)
@@ -233,7 +256,7 @@ def _write_audio(args, model, audio: np.ndarray) -> None:
 
 
 def _decode(args) -> None:
-    _check_paths(args, "audio")
+    _check_paths(args, "audio", audio_input=False)
     model = load_model(args)
     z = _load_latents(args.input, model.latent_dim)
     _write_audio(args, model, _decode_latents(args, model, z))

@@ -8,13 +8,12 @@ save never leaves a half-written checkpoint in place of a good one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
 
+from ..audio.output import atomic_output
 from ..models.checkpoint import load_state
 
 
@@ -30,7 +29,12 @@ def _split_optimizer(state: Dict[str, Any]):
 
 
 def save_checkpoint(path, model, optimizer=None, extra: Optional[Dict[str, Any]] = None) -> None:
-    """Save ``model`` (and ``optimizer``, and a JSON-serializable ``extra`` dict) atomically."""
+    """Save ``model`` (and ``optimizer``, and a JSON-serializable ``extra`` dict) atomically.
+
+    Missing parent folders are created; the file is written like every audiograd output
+    (:func:`audiograd.audio.output.atomic_output`: regular files only, symlinks written
+    through, the previous checkpoint intact on any failure).
+    """
     from safetensors.numpy import save_file
     tensors = {f"model.{k}": np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
     meta: Dict[str, Any] = {"extra": extra or {}}
@@ -39,14 +43,8 @@ def save_checkpoint(path, model, optimizer=None, extra: Optional[Dict[str, Any]]
         tensors.update({k: np.ascontiguousarray(v) for k, v in arrays.items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"audiograd": json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"audiograd": json.dumps(meta)})
 
 
 def load_checkpoint(path, model, optimizer=None) -> Dict[str, Any]:

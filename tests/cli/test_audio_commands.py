@@ -60,7 +60,9 @@ def test_encode_decode_reconstruct_round_trip(files, tmp_path, capsys):
     model, audio, args = files["model"], files["audio"], files["args"]
     rc, err = _run(capsys, "encode", files["dir"] / "stereo.wav", tmp_path / "z.npy", *args, *CHUNK)
     assert rc == 0, err
-    assert "encode: 100%" in err and "chunk" in err  # the progress bar
+    blocks = 7 * len(model.encoder.layers)  # 7 chunks of 32 latents, each through every encoder stage
+    assert "encode: 100%" in err and f"{blocks}/{blocks}" in err and "block/s" in err  # the progress bar
+    assert f" 0/{blocks}" in err  # shown with its total before the work starts
     z = np.load(tmp_path / "z.npy")
     assert z.shape == (DIM, LENGTH // RATIO) and z.dtype == np.float32
     with audiograd.no_grad():

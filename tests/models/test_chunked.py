@@ -64,7 +64,8 @@ def test_chunked_encode_matches_whole_file(model, audio):
     rel = _rel(chunked, whole)
     print(f"encoder chunked vs whole: max |diff| / RMS = {rel:.2e}")
     assert rel < REL_BOUND
-    assert calls == [(i, 7) for i in range(1, 8)]
+    stages = len(model.encoder.layers)
+    assert calls == [(i, 7 * stages) for i in range(7 * stages + 1)]  # every stage of all 7 chunks
 
 
 def test_chunked_decode_matches_whole_file(model, latents):
@@ -114,3 +115,34 @@ def test_argument_errors(model, audio, latents):
         decode_chunked(model, latents, chunk=0)
     with pytest.raises(ValueError, match="margin must be >= 0"):
         decode_chunked(model, latents, margin=-1)
+
+
+@pytest.mark.parametrize("part", ["encode", "decode"])
+@pytest.mark.parametrize("chunk", [4096, CHUNK])  # one chunk holding the whole input; 7 chunks
+def test_progress_counts_stages_and_leaves_output_identical(model, audio, latents, part, chunk):
+    """The callback starts at 0 with the final total, then advances once per encoder/decoder
+    stage of every chunk; computing stage by stage changes no bit of the output."""
+    stack, run = ((model.encoder, lambda **kw: encode_chunked(model, audio, chunk_samples=chunk * 8, **kw))
+                  if part == "encode" else
+                  (model.decoder, lambda **kw: decode_chunked(model, latents, chunk=chunk, **kw)))
+    calls = []
+    with_progress = run(progress=lambda done, total: calls.append((done, total)))
+    chunks = -(-(LENGTH // 8) // chunk)
+    total = chunks * len(stack.layers)
+    assert len(stack.layers) >= 4 and calls == [(i, total) for i in range(total + 1)]
+    np.testing.assert_array_equal(with_progress, run())
+
+
+def test_progress_advances_while_the_work_runs(model, audio, monkeypatch):
+    """Each report comes after its stage's result exists: the stage outputs computed so far
+    are exactly those reported (no batch of reports at the end)."""
+    realized = []
+    original = audiograd.Tensor.realize
+
+    def counting_realize(self):
+        realized.append(1)
+        return original(self)
+    reports = []
+    monkeypatch.setattr(audiograd.Tensor, "realize", counting_realize)
+    encode_chunked(model, audio, chunk_samples=4096, progress=lambda d, t: reports.append((d, len(realized))))
+    assert [seen for _, seen in reports] == list(range(len(reports)))
