@@ -6,11 +6,13 @@ Steps: load a note (a bundled clip, one rendered with fluidsynth, or the user's 
 the note's partials (``f0``, inharmonicity, peak frequencies, starting phases) with numpy, build a
 :class:`~audiograd.examples.piano_synth.PianoSynth`, capture one training step (forward, loss,
 backward, Adam update) with ``audiograd.jit`` and replay it. Writes ``target.wav``,
-``result.wav`` and ``spectrogram.png`` (target above, result below) into a new folder.
+``result.wav`` and ``spectrogram.png`` (target above, result below) into ``out`` or a new folder
+outside any git checkout (:func:`make_out_dir`).
 """
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -50,7 +52,7 @@ class PianoConfig:
     extra_sines: int = 128          # sinusoids at the strongest peaks that are not partials,
     extra_distance: float = 0.1     # at least this many f0 away from every partial
     noise_bands: int = 256
-    out: Optional[str] = None       # default: a new piano-<name>-<time> folder here
+    out: Optional[str] = None       # default: a new piano-<name>-<time> folder, see make_out_dir
     seed: int = 0
     progress: bool = True
 
@@ -105,9 +107,40 @@ def load_target(cfg: PianoConfig):
     return np.ascontiguousarray(clip[:frames * cfg.hop], np.float32), name, f0
 
 
+DEMO_HOME = "~/audiograd-demos"     # default parent of the output folder when the current directory is in a git checkout
+
+
+def inside_git_work_tree(path: Path) -> bool:
+    """True when ``path`` or a folder above it holds ``.git`` (a folder, or the file of a worktree or
+    submodule). Walks up the path without running git, so it works where git is not installed."""
+    path = Path(path).expanduser().absolute()
+    for folder in (path, *path.parents):
+        try:
+            if (folder / ".git").exists():
+                return True
+        except OSError:             # an unreadable folder on the way up says nothing either way
+            continue
+    return False
+
+
+def default_out_parents() -> List[Path]:
+    """Where a default output folder may go, best first: the current directory unless it is inside a
+    git checkout (the demo must not litter a repository), then ``~/audiograd-demos`` unless that is
+    inside one, then ``audiograd-demos`` in the system's temporary directory."""
+    candidates = []
+    if not inside_git_work_tree(Path.cwd()):
+        candidates.append(Path("."))
+    home = Path(DEMO_HOME).expanduser()
+    if not inside_git_work_tree(home):
+        candidates.append(home)
+    candidates.append(Path(tempfile.gettempdir()) / "audiograd-demos")
+    return candidates
+
+
 def make_out_dir(out: Optional[str], name: str) -> Path:
-    """Create the output folder. A given folder may exist only if it is empty; the default is a
-    new ``piano-<name>-<YYYYmmdd-HHMMSS>`` folder in the current directory (``-2``, ``-3``... if taken)."""
+    """Create the output folder. A given folder may exist only if it is empty; the default is a new
+    ``piano-<name>-<YYYYmmdd-HHMMSS>`` folder (``-2``, ``-3``... if taken) in the first usable place of
+    :func:`default_out_parents`."""
     if out is not None:
         path = Path(out)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -118,14 +151,26 @@ def make_out_dir(out: Optional[str], name: str) -> Path:
             raise DemoError(f"cannot create output folder {path}: {e.strerror}") from None
         return path
     stem = f"piano-{name}-{datetime.now():%Y%m%d-%H%M%S}"
+    errors = []
+    for parent in default_out_parents():
+        try:
+            return _new_folder(parent, stem)
+        except OSError as e:
+            errors.append(f"{parent}: {e.strerror or e}")
+    raise DemoError(f"cannot create an output folder like {stem} ({'; '.join(errors)}); choose one with --out")
+
+
+def _new_folder(parent: Path, stem: str) -> Path:
+    """Create ``parent/stem`` (or ``stem-2``, ``stem-3``...) and return it; OSError if ``parent`` is unusable."""
+    parent.mkdir(parents=True, exist_ok=True)
     for i in range(1, 1000):
-        path = Path(stem if i == 1 else f"{stem}-{i}")
+        path = parent / (stem if i == 1 else f"{stem}-{i}")
         try:
             path.mkdir()
             return path
         except FileExistsError:
             continue
-    raise DemoError(f"cannot find a free output folder name like {stem}")
+    raise FileExistsError(f"no free name like {stem}")
 
 
 def build_synth(clip: np.ndarray, f0_guess: Optional[float], cfg: PianoConfig) -> PianoSynth:
@@ -150,11 +195,31 @@ def run(cfg: Optional[PianoConfig] = None, log: Callable[[str], None] = print, *
         raise DemoError(f"steps must be at least 1, got {cfg.steps}")
     t0 = time.perf_counter()
     clip, name, f0_guess = load_target(cfg)
+    existed = cfg.out is not None and Path(cfg.out).exists()
     out_dir = make_out_dir(cfg.out, name)
+    log(f"output folder: {out_dir.absolute()}" + _where_note(cfg.out, out_dir))
+    try:
+        losses, final, audio = _train(cfg, clip, f0_guess, name, log)
+        write_audio(out_dir / "target.wav", clip, cfg.sample_rate)
+        write_audio(out_dir / "result.wav", audio, cfg.sample_rate)
+        image = comparison_image([clip, audio], ["target", "result"], sample_rate=cfg.sample_rate)
+        write_png(out_dir / "spectrogram.png", image)
+    except BaseException:
+        if not existed:                 # a failed or interrupted run leaves no empty folder behind
+            _remove_if_empty(out_dir)
+        raise
+    res = PianoResult(out_dir, name, losses[0], final, losses, time.perf_counter() - t0)
+    log(f"MR-STFT distance: initial {res.initial_loss:.4f}, final {res.final_loss:.4f} "
+        f"({res.ratio:.1f}x lower) after {cfg.steps} steps, {res.seconds:.1f} s in all")
+    log(f"wrote target.wav, result.wav and spectrogram.png (target above, result below) in {out_dir.absolute()}")
+    return res
+
+
+def _train(cfg: PianoConfig, clip: np.ndarray, f0_guess: Optional[float], name: str, log: Callable[[str], None]):
+    """Build the synthesizer and train it; ``(losses, final_loss, result_audio)``."""
     synth = build_synth(clip, f0_guess, cfg)
     log(f"target: {name}, {len(clip) / cfg.sample_rate:.2f} s at {cfg.sample_rate} Hz; "
-        f"{synth.n_sines} sinusoids, {cfg.noise_bands} noise bands; output: {out_dir}")
-
+        f"{synth.n_sines} sinusoids, {cfg.noise_bands} noise bands")
     loss_fn = MultiResolutionSTFTLoss()
     opt = ag.optim.Adam(synth.parameters(), lr=cfg.lr)
     sched = ag.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * cfg.lr_final)
@@ -170,25 +235,32 @@ def run(cfg: Optional[PianoConfig] = None, log: Callable[[str], None] = print, *
 
     losses = []
     bar = _progress(cfg.steps, cfg.progress)
-    for _ in range(cfg.steps):
-        losses.append(train_step(target).item())
-        sched.step()
-        bar.set_postfix_str(f"loss {losses[-1]:.4f}", refresh=False)
-        bar.update()
-    bar.close()
-
+    try:
+        for _ in range(cfg.steps):
+            losses.append(train_step(target).item())
+            sched.step()
+            bar.set_postfix_str(f"loss {losses[-1]:.4f}", refresh=False)
+            bar.update()
+    finally:
+        bar.close()
     with ag.no_grad():
         result = synth()
         final = loss_fn(result, target).item()
-    audio = result.numpy().reshape(-1)
-    write_audio(out_dir / "target.wav", clip, cfg.sample_rate)
-    write_audio(out_dir / "result.wav", audio, cfg.sample_rate)
-    write_png(out_dir / "spectrogram.png", comparison_image([clip, audio], ["target", "result"]))
-    res = PianoResult(out_dir, name, losses[0], final, losses, time.perf_counter() - t0)
-    log(f"MR-STFT distance: initial {res.initial_loss:.4f}, final {res.final_loss:.4f} "
-        f"({res.ratio:.1f}x lower) after {cfg.steps} steps, {res.seconds:.1f} s in all")
-    log(f"wrote {out_dir / 'target.wav'}, {out_dir / 'result.wav'}, {out_dir / 'spectrogram.png'}")
-    return res
+    return losses, final, result.numpy().reshape(-1)
+
+
+def _where_note(out: Optional[str], out_dir: Path) -> str:
+    """Why a default folder is not in the current directory, if it is not."""
+    if out is not None or out_dir.parent == Path("."):
+        return ""
+    return " (the current directory is inside a git checkout, so the demo writes elsewhere; --out DIR chooses)"
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
 
 
 def _progress(total: int, enabled: bool):
