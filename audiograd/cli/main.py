@@ -55,7 +55,10 @@ def _add_demo_parser(sub) -> None:
     p.add_argument("--wav", metavar="PATH", help="imitate this WAV/FLAC file instead (mono-mixed, resampled, "
                                                   "trimmed to 2 s from its onset)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default 300)")
-    p.add_argument("--out", metavar="DIR", help="output folder, new or empty (default: piano-<note>-<time> here)")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder, new or empty (default: a new piano-<note>-<time> folder in the current "
+                        "directory, or in ~/audiograd-demos when the current directory is inside a git checkout; "
+                        "the demo prints where)")
     p.add_argument("--seed", type=int, default=0, help="seeds the weights and the noise (default 0)")
     p.set_defaults(fn=_cmd_demo)
 
