@@ -1,116 +1,75 @@
-"""Read model weights from safetensors files and PyTorch checkpoints, without running pickle code.
+"""Read model weights from safetensors files and PyTorch checkpoints, treating every file as hostile.
 
-PyTorch's ``.ckpt``/``.pt`` files are zip archives: a pickle describing the state dict plus one
-raw file per storage. The pickle is read by an unpickler that only knows how to rebuild
-tensors (and plain containers); any other object in the file is an error, so a malicious
-checkpoint cannot execute code.
+Three formats are recognised by their first bytes: PyTorch zip checkpoints (``PK``), legacy
+PyTorch pickles (``\\x80``, from ``_use_new_zipfile_serialization=False``) and safetensors (an
+8-byte header length then ``{``). No pickle code is ever run (see ``pickle_reader``), every
+size in a file is checked against the bytes really present before anything is allocated, and
+anything wrong ends in one ``CheckpointError`` that starts with the file's name.
 """
 from __future__ import annotations
 
-import pickle
-import zipfile
-from collections import OrderedDict
 from pathlib import Path
 from typing import Dict
 
 import numpy as np
 
+from .checkpoint_errors import CheckpointError
 
-class CheckpointError(ValueError):
-    """A file that is not a readable checkpoint (truncated, foreign, or unsafe)."""
+__all__ = ["CheckpointError", "load_state"]
 
-
-_STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-                   "BFloat16Storage": None, "LongStorage": np.int64, "IntStorage": np.int32,
-                   "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
-                   "BoolStorage": np.bool_}
+MAX_NONFINITE_KEYS_SHOWN = 5
 
 
-class _StorageType:
-    def __init__(self, name: str):
-        self.name = name
+def _reader(path: Path, head: bytes):
+    from .safetensors_file import load_safetensors
+    from .torch_checkpoint import load_torch_legacy, load_torch_zip
+    if head[:4] == b"PK\x03\x04":
+        return "PyTorch zip checkpoint", load_torch_zip
+    if head[:1] == b"\x80":
+        return "legacy PyTorch checkpoint", load_torch_legacy
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors file", load_safetensors
+    raise CheckpointError(f"{path}: not a safetensors file, PyTorch zip checkpoint or legacy PyTorch checkpoint")
 
 
-def _rebuild_tensor(storage, offset, size, stride, *_):
-    arr = storage
-    itemsize = arr.dtype.itemsize
-    if not size:
-        return arr[offset:offset + 1].reshape(())
-    return np.lib.stride_tricks.as_strided(arr[offset:], shape=tuple(size),
-                                           strides=tuple(s * itemsize for s in stride)).copy()
+def load_state(path, allow_nonfinite: bool = False) -> Dict[str, np.ndarray]:
+    """All tensors of a safetensors file or a PyTorch checkpoint (zip or legacy), by key, as numpy arrays.
 
-
-def _rebuild_parameter(data, *_):
-    return data
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str):
-        super().__init__(file)
-        self.archive, self.prefix = archive, prefix
-
-    def find_class(self, module, name):
-        if module == "collections" and name == "OrderedDict":
-            return OrderedDict
-        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
-            return _rebuild_tensor
-        if module == "torch._utils" and name == "_rebuild_parameter":
-            return _rebuild_parameter
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(name)
-        raise CheckpointError(f"checkpoint refers to {module}.{name}, which a weights file does not need; "
-                              "refusing to load it (only tensors and containers are allowed)")
-
-    def persistent_load(self, pid):
-        kind, storage_type, key, _location, _numel = pid[:5]
-        if kind != "storage":
-            raise CheckpointError(f"unsupported persistent object {kind!r} in checkpoint")
-        name = storage_type.name if isinstance(storage_type, _StorageType) else str(storage_type)
-        dtype = _STORAGE_DTYPES.get(name)
-        if dtype is None:
-            raise CheckpointError(f"tensor storage type {name} is not supported")
-        return np.frombuffer(self.archive.read(f"{self.prefix}/data/{key}"), dtype=dtype)
-
-
-def _load_torch_zip(path: Path) -> Dict[str, np.ndarray]:
-    try:
-        archive = zipfile.ZipFile(path)
-        names = archive.namelist()
-    except zipfile.BadZipFile as e:
-        raise CheckpointError(f"{path}: not a safetensors file or a PyTorch zip checkpoint ({e})") from None
-    pkl = next((n for n in names if n.endswith("/data.pkl")), None)
-    if pkl is None:
-        raise CheckpointError(f"{path}: zip archive without data.pkl: not a PyTorch checkpoint")
-    with archive.open(pkl) as f:
-        try:
-            obj = _SafeUnpickler(f, archive, pkl.rsplit("/", 1)[0]).load()
-        except (pickle.UnpicklingError, EOFError, KeyError, zipfile.BadZipFile) as e:
-            raise CheckpointError(f"{path}: corrupt PyTorch checkpoint ({e})") from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"{path}: checkpoint holds a {type(obj).__name__}, not a state dict")
-    return {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
-
-
-def _load_safetensors(path: Path) -> Dict[str, np.ndarray]:
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable safetensors file ({e})") from None
-
-
-def load_state(path) -> Dict[str, np.ndarray]:
-    """All tensors of a safetensors file or a PyTorch checkpoint, by key, as numpy arrays."""
+    bfloat16 tensors come back as float32 (exact). Non-tensor entries (step counters, names)
+    are skipped. Weights holding NaN or infinity are refused, naming the keys, unless
+    ``allow_nonfinite``: a model loaded from them would silently compute NaN.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"PK":
-        return _load_torch_zip(path)
-    if len(head) < 8:
-        raise CheckpointError(f"{path}: file too short to be a checkpoint")
-    return _load_safetensors(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the file ({e.strerror or e})") from None
+    if len(head) < 9:
+        raise CheckpointError(f"{path}: file too short ({len(head)} bytes) to be a checkpoint")
+    kind, reader = _reader(path, head)
+    try:
+        state = reader(path)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: {kind} is nested too deeply to be a weights file") from None
+    except MemoryError:
+        raise CheckpointError(f"{path}: {kind} asks for more memory than is available") from None
+    except Exception as e:  # any other failure of a reader on a hostile file is still a bad file
+        raise CheckpointError(f"{path}: corrupt {kind} ({type(e).__name__}: {e})") from None
+    if not allow_nonfinite:
+        _check_finite(path, state)
+    return state
+
+
+def _check_finite(path: Path, state: Dict[str, np.ndarray]) -> None:
+    bad = [key for key, value in state.items()
+           if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all()]
+    if bad:
+        shown = ", ".join(bad[:MAX_NONFINITE_KEYS_SHOWN]) + (f" and {len(bad) - MAX_NONFINITE_KEYS_SHOWN} more"
+                                                             if len(bad) > MAX_NONFINITE_KEYS_SHOWN else "")
+        raise CheckpointError(f"{path}: weights hold NaN or infinity in {len(bad)} tensor(s): {shown} "
+                              "(pass allow_nonfinite=True to load them anyway)")
