@@ -96,8 +96,8 @@ def atomic_output(path: PathLike, suffix: str = "") -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         os.close(fd)
-        _copy_mode_and_owner(target, tmp)
         yield tmp
+        _copy_mode_and_owner(target, tmp)  # after the writer, which may have made the file anew
         _flush_to_disk(tmp)
         resolve_output(path)  # the destination may have changed kind while the work ran
         os.replace(tmp, target)

@@ -181,19 +181,31 @@ def _progress(args, desc: str):
     return update, close
 
 
-def _read_for_model(args, model) -> np.ndarray:
-    from ..audio import match_channels, read_audio, resample
+def _read_input(args):
+    """``(audio, sample_rate)`` of the input file, read (and refused if NaN/inf or empty)
+    before the model is loaded; a file cut short is reported even with --quiet, since the
+    output is shorter too."""
+    from ..audio import read_audio
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         audio, sr = read_audio(args.input)
-    for w in caught:  # a file cut short is reported even with --quiet: the output is shorter too
+    for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+    return audio, sr
+
+
+def _fit_to_model(args, model, audio: np.ndarray, sr: int) -> np.ndarray:
+    """``audio`` resampled and channel-converted for ``model`` (a note says so)."""
+    from ..audio import match_channels, resample
     if sr != model.sample_rate:
         _note(args, f"resampling {args.input} from {sr} Hz to the model's {model.sample_rate} Hz")
         audio = resample(audio, sr, model.sample_rate)
     if audio.shape[0] != model.io_channels:
         _note(args, f"converting {args.input} from {audio.shape[0]} to {model.io_channels} channels")
-        audio = match_channels(audio, model.io_channels)
+        try:
+            audio = match_channels(audio, model.io_channels)
+        except ValueError as e:
+            raise CommandError(f"{args.input}: {e}") from None
     if audio.shape[1] < model.downsampling_ratio:
         raise CommandError(f"{args.input}: {audio.shape[1]} samples is shorter than one latent "
                            f"({model.downsampling_ratio} samples at {model.sample_rate} Hz)")
@@ -224,21 +236,24 @@ def _decode_latents(args, model, latents: np.ndarray) -> np.ndarray:
 def _encode(args) -> None:
     from ..audio import atomic_output
     _check_paths(args, "latents")
+    audio, sr = _read_input(args)
     model = load_model(args)
-    z = _encode_audio(args, model, _read_for_model(args, model))
+    z = _encode_audio(args, model, _fit_to_model(args, model, audio, sr))
     with atomic_output(args.output) as tmp, open(tmp, "wb") as f:
         np.save(f, np.ascontiguousarray(z, dtype=np.float32))
     _note(args, f"wrote {args.output}: latents {z.shape[0]} x {z.shape[1]} frames")
 
 
 def _load_latents(path: Path, latent_dim: int) -> np.ndarray:
+    """Latents (latent_dim, frames) from a .npy file written by 'audiograd encode', read without trusting it."""
+    from ..models.npy_file import NpyFileError, read_npy
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":
             raise CommandError(f"{path}: not a .npy file (expected latents saved by 'audiograd encode')")
     try:
-        z = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise CommandError(f"{path}: not a readable .npy latent file ({e})") from None
+        z = read_npy(path)
+    except NpyFileError as e:
+        raise CommandError(str(e)) from None
     if z.ndim == 3 and z.shape[0] == 1:
         z = z[0]
     if z.ndim != 2 or z.shape[0] != latent_dim or z.shape[1] == 0:
@@ -264,6 +279,7 @@ def _decode(args) -> None:
 
 def _reconstruct(args) -> None:
     _check_paths(args, "audio")
+    audio, sr = _read_input(args)
     model = load_model(args)
-    z = _encode_audio(args, model, _read_for_model(args, model))
+    z = _encode_audio(args, model, _fit_to_model(args, model, audio, sr))
     _write_audio(args, model, _decode_latents(args, model, z))
