@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from ..runtime.compiler import CompileError, CompilerNotFoundError
+from ..runtime.disk_cache import CacheError, DiskCache
+
+
+EXIT_ERROR = 2
 
 
 def _cmd_cache(args) -> int:
     from ..config import config
-    from ..runtime.disk_cache import DiskCache
     cache = DiskCache(config.cache_dir)
     if args.action == "info":
         info = cache.info()
         print(f"cache:   {info['path']}")
         print(f"kernels: {info['kernels']}")
         print(f"size:    {info['bytes'] / 1e6:.1f} MB")
+        if not info["marked"] and Path(info["path"]).is_dir():
+            print("note:    this folder is not marked as audiograd's kernel cache; 'cache clear' will not delete in it")
     else:
         print(f"removed {cache.clear()} kernels from {cache.root}")
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    """The error as one line: a compile error's summary, any other message with newlines folded."""
+    text = error.summary if isinstance(error, CompileError) else str(error)
+    return " ".join(text.split()) or type(error).__name__
 
 
 def _cmd_demo(args) -> int:
@@ -81,6 +95,10 @@ def main(argv=None) -> int:
         return args.fn(args)
     except KeyboardInterrupt:
         return 130
+    except (CompilerNotFoundError, CompileError, CacheError) as e:
+        # the same problem for every command: no working compiler, or no usable kernel cache
+        print(f"audiograd {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

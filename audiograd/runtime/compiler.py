@@ -3,22 +3,40 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Optional, Sequence
 
+_SET_CC = "set CC (or audiograd.config.cc) to a working C compiler, or install gcc"
+
 
 class CompilerNotFoundError(RuntimeError):
-    pass
+    """No C compiler could be found or started."""
 
 
 class CompileError(RuntimeError):
-    """The compiler rejected a generated kernel; carries its message and the source path."""
+    """The compiler rejected a generated kernel; carries its output and the source path.
 
-    def __init__(self, message: str, source_path: Path, tool: str = "C compiler"):
-        super().__init__(f"{tool} failed on {source_path}:\n{message}")
-        self.source_path = source_path
-        self.compiler_output = message
+    ``summary`` is one line (the first line of the output that names an error, and where the
+    whole output is); ``str()`` is that line followed by the full output.
+    """
+
+    def __init__(self, message: str, source_path: Path, tool: str = "C compiler",
+                 log_path: Optional[Path] = None, hint: str = _SET_CC):
+        self.source_path, self.compiler_output, self.tool = source_path, message, tool
+        self.log_path, self.hint = log_path, hint
+        super().__init__(f"{self.summary}\n{message}")
+
+    @property
+    def summary(self) -> str:
+        lines = [line.strip() for line in self.compiler_output.splitlines() if line.strip()]
+        first = next((line for line in lines if "error" in line.lower()), lines[0] if lines else "no output")
+        if len(first) > 200:
+            first = first[:197] + "..."
+        where = f"full output in {self.log_path}" if self.log_path else f"source in {self.source_path}"
+        hint = f"; {self.hint}" if self.hint else ""
+        return f"{self.tool} failed on generated kernel {self.source_path}: {first} ({where}){hint}"
 
 
 def find_compiler(cc: Optional[str]) -> str:
@@ -39,8 +57,40 @@ def compiler_identity(path: str) -> str:
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
 
+def _save_log(source_path: Path, text: str) -> Optional[Path]:
+    log = source_path.with_suffix(".log")
+    try:
+        log.unlink(missing_ok=True)  # never write through whatever was at that name
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return log
+    except OSError:
+        return None
+
+
 def compile_shared(cc: str, flags: Sequence[str], source_path: Path, out_path: Path) -> None:
+    """Compile ``source_path`` into the shared library ``out_path``; CompileError if that fails.
+
+    The compiler's output goes to ``<source>.log`` next to the source when it fails.
+    """
     cmd = [cc, *flags, str(source_path), "-o", str(out_path), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise CompileError((proc.stderr or proc.stdout).strip() + f"\ncommand: {' '.join(cmd)}", source_path)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    except OSError as e:
+        raise CompilerNotFoundError(f"cannot run the C compiler {cc}: {e.strerror or e}; {_SET_CC}") from None
+    output = (proc.stderr or proc.stdout).strip()
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        output = f"error: the compiler was killed by {name}\n{output}"
+    elif proc.returncode == 0 and not (out_path.exists() and out_path.stat().st_size > 0):
+        output = f"error: the compiler reported success but wrote no library\n{output}"
+    elif proc.returncode == 0:
+        return
+    elif not output:
+        output = f"error: the compiler exited with status {proc.returncode} without a message"
+    full = f"{output}\ncommand: {' '.join(cmd)}"
+    raise CompileError(full, source_path, log_path=_save_log(source_path, full))

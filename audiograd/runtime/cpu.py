@@ -4,21 +4,25 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shutil
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
 from ..config import config
-from .compiler import compile_shared, compiler_identity, find_compiler
+from .compiler import CompileError, compile_shared, compiler_identity, find_compiler
 from .disk_cache import DiskCache
 
 # bump when generated code changes meaning without changing its text
 CODEGEN_VERSION = "1"
+# every library exports its cache key under this name (see bind_to_key)
+ENTRY_KEY_SYMBOL = "audiograd_entry_key"
 
 
 def _load_libmvec() -> Tuple[str, ...]:
@@ -51,13 +55,16 @@ def _cpu_signature() -> str:
 
 
 class Stats:
-    """Counters for tests and debugging: compiles run, kernels loaded from disk, memory hits."""
+    """Counters for tests and debugging: compiles run, kernels loaded from disk, memory hits,
+    disk entries rejected."""
 
     def __init__(self):
         self.compiled = self.loaded = self.memory_hits = 0
+        self.rejected = 0  # entries found on disk but not the kernel their key names (rebuilt)
 
     def __repr__(self):
-        return f"Stats(compiled={self.compiled}, loaded={self.loaded}, memory_hits={self.memory_hits})"
+        return (f"Stats(compiled={self.compiled}, loaded={self.loaded}, memory_hits={self.memory_hits}, "
+                f"rejected={self.rejected})")
 
 
 stats = Stats()
@@ -68,6 +75,7 @@ class CPUCompiler:
         self._fns: Dict[Tuple[str, str], object] = {}
         self._lock = threading.Lock()
         self._sig = _cpu_signature()
+        self._stale_paths: Set[str] = set()  # paths whose library in this process was found wrong
 
     def _flags(self) -> Tuple[str, ...]:
         return tuple(config.cflags) + MVEC_DEFINES
@@ -101,16 +109,7 @@ class CPUCompiler:
         def obtain(i: int):
             name, source = kernels[i]
             key = self.key(source, cc_id)
-            built = []
-            path = cache.lookup(key) or cache.build(key, source, lambda s, d: built.append(compile_fn(s, d)))
-            if not built:  # found on disk (perhaps built meanwhile by another process)
-                with self._lock:
-                    stats.loaded += 1
-            try:
-                fn = self._load(path, name)
-            except OSError:  # an unloadable library: rebuild it once
-                path.unlink(missing_ok=True)
-                fn = self._load(cache.build(key, source, compile_fn), name)
+            fn = self._load_entry(cache, key, name, source, compile_fn)
             if config.debug >= 2:
                 print(f"[audiograd] kernel {name}:\n{source}", file=sys.stderr)
             return fn
@@ -126,16 +125,97 @@ class CPUCompiler:
             out[i] = fn
         return out
 
-    @staticmethod
-    def _load(path: Path, name: str):
+    def _load_entry(self, cache: DiskCache, key: str, name: str, source: str, compile_fn):
+        """The kernel ``name`` from the cache entry ``key``, built (or rebuilt) when missing or wrong."""
+        path = cache.lookup(key)
+        if path is not None:
+            fn, problem = self._load_checked(path, name, key)
+            if fn is not None:
+                with self._lock:
+                    stats.loaded += 1
+                return fn
+            self._note_rejected(path, problem)
+        force = path is not None
+        for _ in range(2):
+            built: List[bool] = []
+
+            def compile_and_count(src: Path, dst: Path) -> None:
+                compile_fn(src, dst)
+                built.append(True)
+
+            path = cache.build(key, bind_to_key(source, key), compile_and_count, force=force)
+            fn, problem = self._load_checked(path, name, key)
+            if fn is not None:
+                if not built:  # built meanwhile by another process
+                    with self._lock:
+                        stats.loaded += 1
+                return fn
+            if built:
+                break
+            self._note_rejected(path, problem)
+            force = True
+        raise CompileError(f"error: the library compiled from it {problem}", cache.source_path(key))
+
+    def _note_rejected(self, path: Path, problem: str) -> None:
+        with self._lock:
+            stats.rejected += 1
+        if config.debug:
+            print(f"[audiograd] cache entry {path} {problem}; rebuilding it", file=sys.stderr)
+
+    def _load_checked(self, path: Path, name: str, key: str):
+        """(function, None) if the library at ``path`` is the entry for ``key`` and exports ``name``,
+        else (None, what is wrong). Nothing in the library is called before both checks pass."""
         # libgomp reads its settings when the first kernel library pulls it in
         os.environ.setdefault("GOMP_SPINCOUNT", str(config.omp_spin_count))
-        lib = ctypes.CDLL(str(path))
+        with self._lock:
+            # the dynamic loader returns the handle it already has for a path it opened before
+            fresh = str(path) in self._stale_paths
+        try:
+            lib = _open_library(path, fresh)
+        except OSError as e:
+            return None, f"cannot be loaded ({e})"
+        try:
+            stored = (ctypes.c_char * (len(key) + 1)).in_dll(lib, ENTRY_KEY_SYMBOL).value
+        except ValueError:
+            stored = None
+        problem = None
+        if stored != key.encode():
+            problem = "is not the library built for its key" if stored else f"lacks the symbol {ENTRY_KEY_SYMBOL}"
+        elif not hasattr(lib, name):
+            problem = f"lacks the kernel function {name}"
+        if problem is not None:
+            if not fresh:
+                with self._lock:
+                    self._stale_paths.add(str(path))
+            return None, problem
         fn = getattr(lib, name)
         fn.argtypes = [ctypes.c_void_p]
         fn.restype = None
         fn._lib = lib  # keep the library loaded as long as the function lives
-        return fn
+        return fn, None
+
+
+def bind_to_key(source: str, key: str) -> str:
+    """The text compiled for a cache entry: the kernel source plus a symbol holding the entry's key,
+    which the loader checks so that a library copied into another entry's place is never run."""
+    return (f"{source}\n__attribute__((used, visibility(\"default\")))\n"
+            f"const char {ENTRY_KEY_SYMBOL}[] = \"{key}\";\n")
+
+
+def _open_library(path: Path, fresh: bool):
+    """dlopen ``path``; with ``fresh``, through a new name, so that a library rebuilt at a path this
+    process already opened is really loaded instead of the handle the loader keeps for that path."""
+    if not fresh:
+        return ctypes.CDLL(str(path))
+    alias = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        os.link(path, alias)
+    except OSError:
+        shutil.copyfile(path, alias)
+    try:
+        return ctypes.CDLL(str(alias))
+    finally:
+        alias.unlink(missing_ok=True)
 
 
 compiler = CPUCompiler()

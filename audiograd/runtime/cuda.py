@@ -140,7 +140,7 @@ class CudaDevice:
                 nvrtc.compileProgram(prog, list(NVRTC_OPTIONS) + [f"--gpu-architecture=sm_{self.arch}"])
             except Exception as e:
                 log = nvrtc.getProgramLog(prog)
-                raise CompileError(f"{e}\n{log}", src, tool="NVRTC") from None
+                raise CompileError(f"{e}\n{log}", src, tool="NVRTC", hint="") from None
             dst.write_bytes(nvrtc.getCUBIN(prog))
         finally:
             nvrtc.destroyProgram(prog)
@@ -148,6 +148,11 @@ class CudaDevice:
             stats.compiled += 1
         if config.debug:
             print(f"[audiograd] nvrtc compiled {src} in {1e3 * (time.perf_counter() - t0):.0f} ms", file=sys.stderr)
+
+    def _load_module(self, path: Path, name: str):
+        """The module in the cubin at ``path`` and its function ``name`` (CUDADriverError if absent)."""
+        module = self.cp.RawModule(path=str(path))
+        return module, module.get_function(name)
 
     def get_many(self, kernels: Sequence[Tuple[str, str, object]]) -> List[CudaKernel]:
         """Launchable kernels for (name, source, launch) triples, compiled or found in the cache."""
@@ -163,10 +168,21 @@ class CudaDevice:
             key = self.key(source)
             built = []
             path = cache.lookup(key) or cache.build(key, source, lambda s, d: built.append(self._compile(s, d)))
+            try:
+                module, function = self._load_module(path, name)
+            except self.cp.cuda.driver.CUDADriverError as e:
+                if built:
+                    raise CompileError(f"error: the cubin it compiled to cannot be loaded ({e})",
+                                       cache.source_path(key), tool="NVRTC", hint="") from None
+                # an entry lacking the kernel (or not a cubin) is rebuilt, never run
+                if config.debug:
+                    print(f"[audiograd] cache entry {path} does not hold {name} ({e}); rebuilding it", file=sys.stderr)
+                built = []
+                path = cache.build(key, source, lambda s, d: built.append(self._compile(s, d)), force=True)
+                module, function = self._load_module(path, name)
             if not built:
                 stats.loaded += 1
-            module = self.cp.RawModule(path=str(path))
-            fn = CudaKernel(module.get_function(name), launch.grid, launch.block, module)
+            fn = CudaKernel(function, launch.grid, launch.block, module)
             if config.debug >= 2:
                 print(f"[audiograd] cuda kernel {name}:\n{source}", file=sys.stderr)
             self._fns[(name, source)] = fn
