@@ -165,3 +165,10 @@ def test_unwritable_cache_dir_is_one_line(tmp_path, command):
     needles = ("not an audiograd kernel cache",) if command == "cache clear" else ("cannot", "AUDIOGRAD_CACHE_DIR")
     assert_one_line_error(proc.returncode, proc.stderr, command.split()[0], str(folder), *needles)
     assert not list(folder.iterdir())
+
+
+@pytest.mark.slow  # imports stable-audio-tools and PyTorch in a fresh process
+def test_bad_compiler_is_one_line_from_parity(tmp_path):
+    env = dict(os.environ, AUDIOGRAD_CACHE_DIR=str(tmp_path / "cache"), CC=shutil.which("false"))
+    proc = subprocess.run([sys.executable, "-m", "audiograd", "parity"], env=env, capture_output=True, text=True)
+    assert_one_line_error(proc.returncode, proc.stderr, "parity", "CC", "gcc")
