@@ -128,7 +128,11 @@ def default_out_parents() -> List[Path]:
     git checkout (the demo must not litter a repository), then ``~/audiograd-demos`` unless that is
     inside one, then ``audiograd-demos`` in the system's temporary directory."""
     candidates = []
-    if not inside_git_work_tree(Path.cwd()):
+    try:
+        cwd = Path.cwd()
+    except OSError:                 # the current directory was deleted
+        cwd = None
+    if cwd is not None and not inside_git_work_tree(cwd):
         candidates.append(Path("."))
     home = Path(DEMO_HOME).expanduser()
     if not inside_git_work_tree(home):

@@ -61,6 +61,15 @@ def test_default_falls_back_to_the_temp_folder(places, monkeypatch, home_problem
     assert _files_under(places["repo"]) == [Path("sub"), Path("sub/deeper")]
 
 
+def test_deleted_current_directory_falls_back_to_home(places, monkeypatch):
+    gone = places["plain"] / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    path = piano.make_out_dir(None, "C4")
+    assert path.parent == places["home"] / "audiograd-demos" and path.is_dir()
+
+
 def test_explicit_out_is_used_even_inside_a_checkout(places, monkeypatch):
     monkeypatch.chdir(places["repo"])
     assert piano.make_out_dir("mine", "C4") == Path("mine") and (places["repo"] / "mine").is_dir()
