@@ -45,6 +45,8 @@ def probe_audio(path: PathLike):
     import soundfile as sf
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a FIFO would block, a device never end
+            raise AudioFileError(f"{path}: not a regular file")
         raise FileNotFoundError(f"audio file not found: {path}")
     try:
         info = sf.info(str(path))

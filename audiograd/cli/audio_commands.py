@@ -106,6 +106,8 @@ def _check_paths(args, kind: str, audio_input: bool = True) -> None:
     if args.margin is not None and args.margin < 0:
         raise CommandError(f"--margin must be >= 0, got {args.margin}")
     if not args.input.is_file():
+        if args.input.exists():
+            raise CommandError(f"input {args.input} is not a regular file")
         raise CommandError(f"input not found: {args.input}")
     if audio_input:
         probe_audio(args.input)
@@ -116,13 +118,13 @@ def _check_output(path: Path, kind: str) -> None:
     """Fail before any work if ``path`` cannot be written as ``kind``: a known extension, and
     :func:`audiograd.audio.check_output_path` (writable directory, not a FIFO/device/...)."""
     from ..audio import check_output_path
+    check_output_path(path)
     if kind == "audio":
         import soundfile as sf
         if path.suffix.lstrip(".").upper() not in sf.available_formats():
             raise CommandError(f"{path}: unknown audio file extension {path.suffix!r} (use .wav, .flac or .ogg)")
     elif path.suffix.lower() != ".npy":
         raise CommandError(f"{path}: latents are written as .npy; give the output a .npy extension")
-    check_output_path(path)
 
 
 def _load_config(path):

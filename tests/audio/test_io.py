@@ -155,5 +155,6 @@ def test_non_audio_files_are_refused_naming_the_file(tmp_path, content):
     assert str(info.value).startswith(f"{path}: ")
     with pytest.raises(FileNotFoundError, match="missing.wav"):
         read_audio(tmp_path / "missing.wav")
-    with pytest.raises(FileNotFoundError):
-        read_audio(tmp_path)  # a directory is not an audio file
+    for special in (tmp_path, "/dev/null"):  # a directory, a device
+        with pytest.raises(AudioFileError, match=f"{special}: not a regular file"):
+            read_audio(special)

@@ -130,6 +130,7 @@ def test_random_weights_need_the_flag(files, tmp_path, capsys):
 
 @pytest.mark.parametrize("case, expected", [
     ("missing_input", "input not found"),
+    ("fifo_input", "is not a regular file"),
     ("missing_checkpoint", "checkpoint not found"),
     ("garbage_checkpoint", "garbage.safetensors"),
     ("wrong_config", "does --config match"),
@@ -148,6 +149,9 @@ def test_errors_are_one_line_with_status_2(files, tmp_path, capsys, case, expect
     weights = ["--checkpoint", ckpt, "--config", config]
     if case == "missing_input":
         src = tmp_path / "nope.wav"
+    elif case == "fifo_input":
+        src = tmp_path / "pipe.wav"
+        os.mkfifo(src)
     elif case == "missing_checkpoint":
         weights[1] = tmp_path / "nope.safetensors"
     elif case == "garbage_checkpoint":
@@ -228,3 +232,99 @@ def test_audio_helpers(tmp_path):
     write_audio(tmp_path / "a.flac", tone, 22050)
     back, sr = read_audio(tmp_path / "a.flac")
     assert sr == 22050 and back.shape == (1, 22050) and np.abs(back - tone).max() < 1e-4
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fail the test if the command gets as far as loading the model."""
+    def refuse(args):
+        raise AssertionError("the model was loaded before the inputs and outputs were checked")
+    monkeypatch.setattr("audiograd.cli.audio_commands.load_model", refuse)
+
+
+def _rate_patched(path, rate):
+    data = bytearray(path.read_bytes())
+    fmt = data.index(b"fmt ") + 8
+    data[fmt + 4:fmt + 8] = int(rate).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("nan", "sample 700 of channel 1 (at 0.015873 s) is nan"),
+    ("inf", "sample 0 of channel 0 (at 0.000000 s) is inf"),
+    ("rate_1hz", "sample rate 1 Hz is outside the supported range"),
+    ("rate_10mhz", "sample rate 10000000 Hz is outside the supported range"),
+    ("empty", "holds no audio samples"),
+    ("many_channels", "300 channels"),
+])
+@pytest.mark.parametrize("cmd", ["encode", "reconstruct"])
+def test_bad_input_audio_is_refused_before_the_model_loads(files, tmp_path, capsys, no_model, case, expected, cmd):
+    src = tmp_path / "in.wav"
+    audio = files["audio"].copy()
+    if case == "nan":
+        audio[1, 700] = np.nan
+    elif case == "inf":
+        audio[0, 0] = np.inf
+    elif case == "empty":
+        audio = audio[:, :0]
+    elif case == "many_channels":
+        audio = np.zeros((300, 10), np.float32)
+    sf.write(src, audio.T, RATE, subtype="FLOAT")
+    if case.startswith("rate_"):
+        _rate_patched(src, {"rate_1hz": 1, "rate_10mhz": 10_000_000}[case])
+    out = tmp_path / ("out.npy" if cmd == "encode" else "out.wav")
+    rc, err = _run(capsys, cmd, src, out, "--random-weights", *CHUNK)
+    assert rc == 2 and err == f"audiograd {cmd}: error: {src}: " + err.split(f"{src}: ", 1)[1]
+    assert expected in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "socket", "unwritable", "extension"])
+@pytest.mark.parametrize("cmd", ["encode", "decode", "reconstruct"])
+def test_bad_outputs_are_refused_before_the_model_loads(files, tmp_path, capsys, no_model, kind, cmd):
+    import socket
+    src = files["dir"] / "stereo.wav"
+    if cmd == "decode":
+        src = tmp_path / "z.npy"
+        np.save(src, np.zeros((DIM, 10), np.float32))
+    name = "out.npy" if cmd == "encode" else "out.wav"
+    out, expected, sock = tmp_path / name, None, None
+    if kind == "fifo":
+        os.mkfifo(out)
+        expected = "is a FIFO"
+    elif kind == "device":
+        out, expected = "/dev/null", "is a character device"
+    elif kind == "directory":
+        out.mkdir()
+        expected = "is a directory"
+    elif kind == "socket":
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(out))
+        expected = "is a socket"
+    elif kind == "unwritable":
+        out, expected = f"/proc/{name}", "directory /proc is not writable"
+    else:
+        out = tmp_path / "out.txt"
+        expected = "latents are written as .npy" if cmd == "encode" else "unknown audio file extension"
+    before = sorted(os.listdir(tmp_path))
+    try:
+        rc, err = _run(capsys, cmd, src, out, "--random-weights", *CHUNK)
+    finally:
+        if sock is not None:
+            sock.close()
+    assert rc == 2 and err.startswith(f"audiograd {cmd}: error: ") and expected in err and str(out) in err, err
+    assert err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == before
+    if kind == "device":
+        assert os.path.exists("/dev/null") and os.stat("/dev/null").st_rdev != 0
+
+
+def test_truncated_input_is_encoded_with_a_warning_even_when_quiet(files, tmp_path, capsys):
+    src = tmp_path / "cut.wav"
+    data = (files["dir"] / "stereo.wav").read_bytes()
+    src.write_bytes(data[:len(data) - 832])  # 104 stereo float frames missing (the same chunk shapes)
+    rc, err = _run(capsys, "encode", src, tmp_path / "z.npy", *files["args"], *CHUNK, "-q")
+    assert rc == 0
+    assert err == (f"warning: {src}: the file is shorter than its header says: {LENGTH} frames expected, "
+                   f"{LENGTH - 104} read ({104 / RATE:.3f} s missing); using the frames that are there\n")
+    assert np.load(tmp_path / "z.npy").shape == (DIM, (LENGTH - 104) // RATIO)
