@@ -18,6 +18,9 @@ def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", choices=("cpu", "cuda"),
                      help="where tensors made from data live: --device cuda runs the whole suite on the GPU "
                           "(implies --gpu; tests of CPU internals, marked cpu_only, are skipped)")
+    parser.addoption("--fuzz-cases", type=int, default=None, metavar="N",
+                     help="mutated weight files per format in tests/models/test_checkpoint_fuzz.py "
+                          "(default: a bounded CI run)")
 
 
 def pytest_configure(config):
