@@ -17,6 +17,7 @@ and any existing output untouched. The progress bar counts encoder/decoder block
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -76,10 +77,10 @@ def run_command(name: str, args) -> int:
     except (CommandError, ValueError, KeyError, OSError, NotImplementedError) as e:
         return _fail(name, e)
     except KeyboardInterrupt as e:
-        signum = e.signum if isinstance(e, Interrupted) else 2
-        print(f"\naudiograd {name}: interrupted by {'SIGTERM' if signum == 15 else 'SIGINT'}; "
-              f"no output written", file=sys.stderr)
-        return e.exit_status if isinstance(e, Interrupted) else 130
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"audiograd {name}: interrupted by {signal.Signals(signum).name}; no output written",
+              file=sys.stderr)
+        return 128 + signum
     return 0
 
 
