@@ -30,11 +30,11 @@ def load_safetensors(path: Path) -> Dict[str, np.ndarray]:
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         header, data_start = _header(buf)
         data_len = len(buf) - data_start
+        entries = {name: _entry(name, entry, data_len) for name, entry in header.items() if name != "__metadata__"}
+        _check_disjoint(entries)
         out = {}
-        for name, entry in header.items():
-            if name == "__metadata__":
-                continue
-            dtype, shape, begin, end = _entry(name, entry, data_len)
+        for name, (dtype, shape, begin, end) in entries.items():
+            entry = header[name]
             raw = np.frombuffer(buf, dtype=dtype, count=math.prod(shape), offset=data_start + begin).copy()
             if entry["dtype"] == "BF16":
                 raw = bfloat16_to_float32(raw)
@@ -42,6 +42,16 @@ def load_safetensors(path: Path) -> Dict[str, np.ndarray]:
                 raw = raw != 0
             out[name] = raw.astype(raw.dtype.newbyteorder("="), copy=False).reshape(shape)
         return out
+
+
+def _check_disjoint(entries) -> None:
+    """Tensors may not share bytes: overlapping ranges would let a small file expand into a huge load."""
+    reach, holder = 0, None
+    for begin, end, name in sorted((b, e, n) for n, (_, _, b, e) in entries.items() if e > b):
+        if begin < reach:
+            raise CheckpointError(f"tensors {holder!r} and {name!r} overlap in the data section")
+        if end > reach:
+            reach, holder = end, name
 
 
 def _header(buf):

@@ -227,6 +227,8 @@ HOSTILE_SAFETENSORS = {
     "offsets reversed": ({"w": {"dtype": "F32", "shape": [0], "data_offsets": [4, 0]}}, b"\0" * 4, None),
     "size disagrees with shape": ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 8, None),
     "entry not an object": ({"w": [1, 2]}, b"", None),
+    "overlapping tensors": ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                             "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, b"\0" * 12, None),
     "header not an object": ([1, 2], b"", None),
     "metadata not strings": ({"__metadata__": {"a": 1}}, b"", None),
 }

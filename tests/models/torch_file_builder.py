@@ -8,6 +8,7 @@ is torch's own.
 import io
 import pickle
 import struct
+import warnings
 import zipfile
 from collections import OrderedDict
 
@@ -98,7 +99,9 @@ def write_legacy(path, obj, pickle_bytes=None, little_endian=True, counts=None):
              _pickle(obj, legacy=True) if pickle_bytes is None else pickle_bytes,
              pickle.dumps(list(storages), protocol=2)]
     for i, s in enumerate(storages.values()):
-        itemsize = s.storage_type.dtype.itemsize
+        with warnings.catch_warnings():  # the typed storage classes are deprecated, not gone
+            warnings.simplefilter("ignore")
+            itemsize = s.storage_type.dtype.itemsize
         count = len(s.data) // itemsize if counts is None else counts[i]
         parts.append(struct.pack("<q", count) + s.data)
     with open(path, "wb") as f:
