@@ -139,7 +139,7 @@ def materialize(record: TensorRecord, data: np.ndarray) -> np.ndarray:
 
 def _to_value_dtype(arr: np.ndarray, type_name: str) -> np.ndarray:
     if type_name == "BFloat16Storage":
-        return (arr.astype(np.uint32) << 16).view(np.float32)
+        return bfloat16_to_float32(arr)
     if type_name == "BoolStorage":
         return arr != 0
     return arr.astype(arr.dtype.newbyteorder("="), copy=False)
