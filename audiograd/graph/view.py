@@ -23,6 +23,19 @@ def contiguous_strides(shape: Shape) -> Tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+# the most elements a tensor may have (``tensor.checks`` explains the choice); it lives in this
+# lowest layer so that views enforce it too
+MAX_NUMEL = 2 ** 48
+
+
+def _check_size(shape) -> None:
+    """The last line of defence behind the ops' own checks: every movement op ends here, so no
+    view with a negative size or more than ``MAX_NUMEL`` elements can reach a kernel."""
+    if any(s < 0 for s in shape) or math.prod(shape) > MAX_NUMEL:
+        from ..tensor.errors import ShapeError
+        raise ShapeError(f"shape {tuple(shape)} has a negative size or more than {MAX_NUMEL} (2**48) elements")
+
+
 @dataclass(frozen=True)
 class View:
     shape: Shape
@@ -32,6 +45,7 @@ class View:
 
     @staticmethod
     def contiguous(shape: Shape) -> "View":
+        _check_size(shape)
         return View(tuple(shape), contiguous_strides(tuple(shape)), 0, None)
 
     @property
@@ -63,6 +77,7 @@ class View:
     @staticmethod
     def make(shape, strides, offset, mask) -> "View":
         shape = tuple(shape)
+        _check_size(shape)
         strides = tuple(0 if s == 1 else st for s, st in zip(shape, strides))
         if mask is not None:
             mask = tuple((max(0, lo), min(s, hi)) for (lo, hi), s in zip(mask, shape))

@@ -18,7 +18,8 @@ from ..codegen.conv_template import ROW_SLACK
 from ..graph import lazy
 from ..tensor import pad, stack
 from ..tensor.autograd import Function
-from ..tensor.errors import ShapeError
+from ..tensor.checks import check_numel, int_arg, int_tuple, non_negative, positive
+from ..tensor.errors import ArgumentError, ShapeError
 from ..tensor.movement import fold
 from ..tensor.tensor import Tensor
 
@@ -89,19 +90,18 @@ def _conv1d_rows(xp: Tensor, weight: Tensor, bias, stride: int, dilation: int, g
     return ConvRows.apply(a, rows, *extra, offsets=offsets, length=out_len)
 
 
-def _tuple(v, n: int, name: str, op: str) -> Tuple[int, ...]:
-    t = (v,) * n if isinstance(v, int) else tuple(v)
-    if len(t) != n or any(not isinstance(i, int) for i in t):
-        raise ValueError(f"{op}: {name} must be an int or {n} ints, got {v!r}")
-    return t
-
-
 def _batched(x: Tensor, nd: int, op: str) -> Tuple[Tensor, bool]:
     if x.ndim == nd + 1:
-        return x.unsqueeze(0), True
-    if x.ndim != nd + 2:
+        x, unbatched = x.unsqueeze(0), True
+    elif x.ndim == nd + 2:
+        unbatched = False
+    else:
         raise ShapeError(f"{op}: expected a {nd + 2}-D (batched) or {nd + 1}-D input, got shape {x.shape}")
-    return x, False
+    if any(s == 0 for s in x.shape[2:]):
+        # PyTorch's rule: only the batch and channel dims may be empty
+        raise ShapeError(f"{op}: input of shape {x.shape} has an empty spatial dim (only the batch and "
+                         f"channel dims may be 0)")
+    return x, unbatched
 
 
 def _padding(padding, kernel, dilation, stride, nd: int, op: str):
@@ -109,39 +109,63 @@ def _padding(padding, kernel, dilation, stride, nd: int, op: str):
         return [(0, 0)] * nd
     if padding == "same":
         if any(s != 1 for s in stride):
-            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions")
+            raise ArgumentError(f"{op}: padding='same' is not supported for strided convolutions")
         pairs = []
         for k, d in zip(kernel, dilation):
             total = d * (k - 1)
             pairs.append((total // 2, total - total // 2))
         return pairs
     if isinstance(padding, str):
-        raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
-    return [(p, p) for p in _tuple(padding, nd, "padding", op)]
+        raise ArgumentError(f"{op}: padding must be 'valid', 'same', an int or a tuple, got {padding!r}")
+    pads = int_tuple(op, "padding", padding, nd)
+    non_negative(op, "padding", pads)
+    return [(p, p) for p in pads]
+
+
+def _common_args(op: str, x: Tensor, weight: Tensor, bias, stride, dilation, groups, nd: int, cout: int):
+    """Checks shared by convolutions and transposed ones; returns (stride, dilation, groups, kernel)."""
+    if weight.ndim != nd + 2:
+        raise ShapeError(f"{op}: weight must be {nd + 2}-D, got shape {weight.shape}")
+    groups = int_arg(op, "groups", groups)
+    positive(op, "groups", (groups,))
+    stride = int_tuple(op, "stride", stride, nd)
+    positive(op, "stride", stride)
+    dilation = int_tuple(op, "dilation", dilation, nd)
+    positive(op, "dilation", dilation)
+    kernel = tuple(weight.shape[2:])
+    if any(k <= 0 for k in kernel):
+        raise ShapeError(f"{op}: kernel size must be positive, got weight of shape {weight.shape}")
+    if bias is not None and tuple(bias.shape) != (cout,):
+        raise ShapeError(f"{op}: bias must be 1-D with {cout} elements (the output channels), "
+                         f"got shape {bias.shape}")
+    return stride, dilation, groups, kernel
 
 
 def conv_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, dilation, groups: int,
             nd: int) -> Tensor:
     op = f"conv{nd}d"
     x, unbatched = _batched(x, nd, op)
-    if weight.ndim != nd + 2:
-        raise ShapeError(f"{op}: weight must be {nd + 2}-D (out, in/groups, *kernel), got shape {weight.shape}")
+    cout = weight.shape[0] if weight.ndim else 0
+    stride, dilation, groups, kernel = _common_args(op, x, weight, bias, stride, dilation, groups, nd, cout)
     n, cin = x.shape[:2]
-    cout, cin_g = weight.shape[:2]
-    kernel = tuple(weight.shape[2:])
-    if cin_g * groups != cin or cout % groups:
+    cin_g = weight.shape[1]
+    if cout < groups or cin_g * groups != cin or cout % groups:
         raise ShapeError(f"{op}: input {x.shape} and weight {weight.shape} do not fit groups={groups} "
-                         f"(input channels {cin} must be {cin_g}*{groups}; output channels divisible by groups)")
-    stride = _tuple(stride, nd, "stride", op)
-    dilation = _tuple(dilation, nd, "dilation", op)
+                         f"(input channels {cin} must be {cin_g}*{groups}; output channels a positive "
+                         f"multiple of groups)")
     pairs = _padding(padding, kernel, dilation, stride, nd, op)
-    flat_pad = [v for pr in reversed(pairs) for v in pr]
-    xp = pad(x, flat_pad) if any(flat_pad) else x
+    padded = [s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pairs)]
+    check_numel(op, (n, cin, *padded))
     for i in range(nd):
         span = dilation[i] * (kernel[i] - 1) + 1
-        if xp.shape[2 + i] < span:
-            raise ShapeError(f"{op}: padded input size {xp.shape[2 + i]} is smaller than the kernel span {span} "
+        if padded[i] < span:
+            raise ShapeError(f"{op}: padded input size {padded[i]} is smaller than the kernel span {span} "
                              f"(input {x.shape}, weight {weight.shape})")
+    out_sp = [(p - d * (k - 1) - 1) // s + 1 for p, d, k, s in zip(padded, dilation, kernel, stride)]
+    check_numel(op, (n, cout, *out_sp))
+    check_numel(op, (n, cin, *kernel, *out_sp))  # the gathered windows
+    flat_pad = [v for pr in reversed(pairs) for v in pr]
+    xp = pad(x, flat_pad) if any(flat_pad) else x
     win = xp
     for i in range(nd):
         win = win.unfold(2 + i, kernel[i], stride[i], dilation[i])
@@ -170,26 +194,30 @@ def conv_transpose_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
                       groups: int, dilation, nd: int) -> Tensor:
     op = f"conv_transpose{nd}d"
     x, unbatched = _batched(x, nd, op)
-    if weight.ndim != nd + 2:
-        raise ShapeError(f"{op}: weight must be {nd + 2}-D (in, out/groups, *kernel), got shape {weight.shape}")
+    cout = weight.shape[1] * groups if weight.ndim > 1 and isinstance(groups, int) else -1
+    stride, dilation, groups, kernel = _common_args(op, x, weight, bias, stride, dilation, groups, nd, cout)
     n, cin = x.shape[:2]
-    if weight.shape[0] != cin or cin % groups:
-        raise ShapeError(f"{op}: input {x.shape} and weight {weight.shape} do not fit groups={groups} "
-                         f"(weight dim 0 must equal the input channels {cin}, divisible by groups)")
     cout_g = weight.shape[1]
-    kernel = tuple(weight.shape[2:])
-    stride = _tuple(stride, nd, "stride", op)
-    dilation = _tuple(dilation, nd, "dilation", op)
-    pads = _tuple(padding, nd, "padding", op)
-    out_pad = _tuple(output_padding, nd, "output_padding", op)
-    for op_, s, d in zip(out_pad, stride, dilation):
-        if op_ >= max(s, d):
-            raise ValueError(f"{op}: output_padding {output_padding} must be smaller than stride or dilation")
+    if weight.shape[0] != cin or cin < groups or cin % groups or cout_g == 0:
+        raise ShapeError(f"{op}: input {x.shape} and weight {weight.shape} do not fit groups={groups} "
+                         f"(weight dim 0 must equal the input channels {cin}, a positive multiple of groups; "
+                         f"weight dim 1 must be positive)")
+    pads = int_tuple(op, "padding", padding, nd)
+    non_negative(op, "padding", pads)
+    out_pad = int_tuple(op, "output_padding", output_padding, nd)
+    non_negative(op, "output_padding", out_pad)
+    for o, s, d in zip(out_pad, stride, dilation):
+        if o >= max(s, d):
+            raise ArgumentError(f"{op}: output_padding {output_padding} must be smaller than either stride "
+                                f"{stride} or dilation {dilation}")
     in_sp = x.shape[2:]
     out_sp = [(i - 1) * s - 2 * p + d * (k - 1) + o + 1
               for i, s, p, d, k, o in zip(in_sp, stride, pads, dilation, kernel, out_pad)]
     if any(o <= 0 for o in out_sp):
         raise ShapeError(f"{op}: input {x.shape} with weight {weight.shape} gives an empty output {tuple(out_sp)}")
+    full = [(i - 1) * s + d * (k - 1) + 1 for i, s, d, k in zip(in_sp, stride, dilation, kernel)]
+    check_numel(op, (n, cout_g * groups, *out_sp))
+    check_numel(op, (n, cout_g * groups, *full))
     g, cin_g, taps = groups, cin // groups, math.prod(kernel)
     # every input step becomes a window of outputs: (cout_g*taps, cin_g) @ (cin_g, steps) per group
     wm = weight.reshape(g, cin_g, cout_g * taps).transpose(1, 2)

@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from ..tensor.checks import int_arg, int_tuple, non_negative, positive
 from ..tensor.creation import ones, rand, zeros
+from ..tensor.errors import ArgumentError
 from ..tensor.tensor import Tensor
 from . import functional as F
 from .module import Module, Parameter
@@ -36,14 +38,33 @@ class _ConvNd(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, output_padding=0):
         super().__init__()
+        name, nd = type(self).__name__, self.nd
+        in_channels, out_channels = (int_arg(name, n, v) for n, v in
+                                     (("in_channels", in_channels), ("out_channels", out_channels)))
+        non_negative(name, "channels", (in_channels, out_channels))
+        groups = int_arg(name, "groups", groups)
+        positive(name, "groups", (groups,))
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{type(self).__name__}: in_channels {in_channels} and out_channels {out_channels} "
-                             f"must be divisible by groups {groups}")
-        tup = lambda v: (v,) * self.nd if isinstance(v, int) else tuple(v)
+            raise ArgumentError(f"{name}: in_channels {in_channels} and out_channels {out_channels} "
+                                f"must be divisible by groups {groups}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.dilation = tup(kernel_size), tup(stride), tup(dilation)
-        self.padding = padding if isinstance(padding, str) else tup(padding)
-        self.output_padding = tup(output_padding)
+        self.kernel_size, self.stride, self.dilation = (int_tuple(name, n, v, nd) for n, v in
+                                                        (("kernel_size", kernel_size), ("stride", stride),
+                                                         ("dilation", dilation)))
+        for n, v in (("kernel_size", self.kernel_size), ("stride", self.stride), ("dilation", self.dilation)):
+            positive(name, n, v)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid") or self.transposed:
+                raise ArgumentError(f"{name}: padding must be 'valid', 'same' (not for transposed convolutions), "
+                                    f"an int or a tuple, got {padding!r}")
+            if padding == "same" and any(st != 1 for st in self.stride):
+                raise ArgumentError(f"{name}: padding='same' is not supported for strided convolutions")
+            self.padding = padding
+        else:
+            self.padding = int_tuple(name, "padding", padding, nd)
+            non_negative(name, "padding", self.padding)
+        self.output_padding = int_tuple(name, "output_padding", output_padding, nd)
+        non_negative(name, "output_padding", self.output_padding)
         if self.transposed:
             shape = (in_channels, out_channels // groups, *self.kernel_size)
         else:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .errors import ShapeError, broadcast_shapes, normalize_dim
+from .checks import check_numel, int_arg
+from .errors import ArgumentError, ShapeError, broadcast_shapes, normalize_dim
 from . import functions as F
 
 
@@ -16,9 +17,7 @@ def _shape_arg(args):
 
 class MovementMixin:
     def reshape(self, *shape):
-        shape = _shape_arg(shape)
-        if any(not isinstance(s, int) for s in shape):
-            raise TypeError(f"reshape: sizes must be ints, got {shape}")
+        shape = tuple(int_arg("reshape", "size", s) for s in _shape_arg(shape))
         n = self.numel()
         if shape.count(-1) > 1:
             raise ShapeError(f"reshape: only one dimension can be -1, got {shape}")
@@ -66,7 +65,7 @@ class MovementMixin:
         return self.transpose(-2, -1)
 
     def expand(self, *sizes):
-        sizes = _shape_arg(sizes)
+        sizes = tuple(int_arg("expand", "size", s) for s in _shape_arg(sizes))
         if len(sizes) < self.ndim:
             raise ShapeError(f"expand: cannot expand shape {self.shape} to {sizes} (fewer dims)")
         lead = len(sizes) - self.ndim
@@ -75,7 +74,9 @@ class MovementMixin:
             if s != 1 and shape[lead + i] != s:
                 raise ShapeError(f"expand: cannot expand shape {self.shape} to {sizes}")
         if any(s < 0 for s in shape):
-            raise ShapeError(f"expand: invalid size in {sizes}")
+            raise ShapeError(f"expand: invalid size in {sizes} (-1 only keeps an existing dim; sizes are "
+                             f"non-negative)")
+        check_numel("expand", shape)
         x = self.reshape((1,) * lead + self.shape) if lead else self
         if shape == x.shape:
             return x
@@ -119,9 +120,11 @@ class MovementMixin:
         return F.Step.apply(self, steps=tuple(steps)) if any(k != 1 for k in steps) else self
 
     def repeat(self, *sizes):
-        sizes = _shape_arg(sizes)
+        sizes = tuple(int_arg("repeat", "repeats", s) for s in _shape_arg(sizes))
         if len(sizes) < self.ndim:
             raise ShapeError(f"repeat: {len(sizes)} repeat counts for a tensor of {self.ndim} dims")
+        if any(r < 0 for r in sizes):
+            raise ArgumentError(f"repeat: repeat counts must be non-negative, got {sizes}")
         x = self.reshape((1,) * (len(sizes) - self.ndim) + self.shape)
         # each dim s becomes a pair (r, s) by expand, then the pair is merged
         x2 = x.reshape(*[v for s in x.shape for v in (1, s)])
@@ -132,10 +135,14 @@ class MovementMixin:
         """Windows of ``size`` elements every ``step`` along ``dimension``, as a new last dim
         (``torch.Tensor.unfold``; ``dilation`` spaces the elements inside a window)."""
         d = normalize_dim("unfold", dimension, self.ndim)
+        size, step, dilation = (int_arg("unfold", name, v) for name, v in
+                                (("size", size), ("step", step), ("dilation", dilation)))
         span = dilation * (size - 1) + 1
         if size < 1 or step < 1 or dilation < 1 or span > self.shape[d]:
             raise ShapeError(f"unfold: window of size {size} (dilation {dilation}) and step {step} does not fit "
                              f"dim {d} of shape {self.shape}")
+        count = (self.shape[d] - span) // step + 1
+        check_numel("unfold", (*self.shape[:d], count, *self.shape[d + 1:], size))
         return F.Unfold.apply(self, dim=d, size=size, step=step, dilation=dilation)
 
     def cumsum(self, dim: int):
@@ -227,36 +234,67 @@ def stack(tensors: Sequence, dim: int = 0):
 
 
 def pad(x, pad: Sequence[int], mode: str = "constant", value: float = 0.0):
-    """PyTorch's ``F.pad``: ``pad`` lists (left, right) pairs starting from the last dim."""
-    pad = list(pad)
+    """PyTorch's ``F.pad``: ``pad`` lists (left, right) pairs starting from the last dim; negative
+    amounts crop. Refused like PyTorch: odd or too long ``pad``, non-int amounts, crops that leave a
+    negative size, reflect padding not smaller than the dim, circular padding larger than the dim."""
+    if isinstance(pad, (str, bytes)) or not isinstance(pad, Sequence):
+        raise TypeError(f"pad: pad must be a sequence of ints, got {pad!r}")
+    pad = [int_arg("pad", "pad", v) for v in pad]
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
-        raise ShapeError(f"pad: padding {tuple(pad)} must have an even length of at most 2*{x.ndim}")
+        raise ShapeError(f"pad: padding {tuple(pad)} must have an even length of at most 2*{x.ndim} "
+                         f"(input of shape {x.shape})")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(f"pad: unknown mode {mode!r} (constant, reflect, replicate, circular)")
     pairs = [(0, 0)] * x.ndim
     for k in range(len(pad) // 2):
         pairs[x.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
-    if mode == "constant":
-        # negative amounts crop
-        x = x._shrink(tuple((max(0, -b), s - max(0, -a)) for (b, a), s in zip(pairs, x.shape)))
-        pos = tuple((max(0, b), max(0, a)) for b, a in pairs)
-        out = x._pad(pos)
-        if value != 0 and any(b or a for b, a in pos):
-            from .. import dtypes as dt
-            from .tensor import where
-            inside = x._const(True, dt.bool_).expand(*x.shape)._pad(pos)
-            out = where(inside, out, value)
-        return out
-    if mode not in ("reflect", "replicate", "circular"):
-        raise ValueError(f"pad: unknown mode {mode!r} (constant, reflect, replicate, circular)")
+    for d, ((b, a), n) in enumerate(zip(pairs, x.shape)):
+        # PyTorch crops first in constant mode (an empty result is fine); edge modes must keep something
+        if (n + min(b, 0) + min(a, 0) if mode == "constant" else n + b + a) < 0:
+            raise ShapeError(f"pad: padding {(b, a)} of dim {d} (size {n}) of input {x.shape} leaves a "
+                             f"negative size")
+    check_numel("pad", [n + max(b, 0) + max(a, 0) for (b, a), n in zip(pairs, x.shape)])
+    if mode != "constant":
+        _check_edge_pad(x, pairs, len(pad) // 2, mode)
+    # negative amounts crop: pad by the positive amounts first (edge modes read the whole input),
+    # then cut the negative ones off
+    pos = tuple((max(0, b), max(0, a)) for b, a in pairs)
+    out = _pad_constant(x, pos, value) if mode == "constant" else _pad_edges(x, pos, mode)
+    return out._shrink(tuple((max(0, -b), s - max(0, -a)) for (b, a), s in zip(pairs, out.shape)))
+
+
+def _pad_constant(x, pos, value):
+    out = x._pad(pos)
+    if value != 0 and any(b or a for b, a in pos):
+        from .. import dtypes as dt
+        from .tensor import where
+        inside = x._const(True, dt.bool_).expand(*x.shape)._pad(pos)
+        out = where(inside, out, value)
+    return out
+
+
+def _check_edge_pad(x, pairs, count: int, mode: str) -> None:
+    """PyTorch's limits for reflect, replicate and circular padding."""
+    # the padded dims and those before them, except a leading batch dim, must not be empty
+    keep = x.ndim - count - 1
+    if mode != "circular" and any(s == 0 for s in x.shape[max(0, keep):]):
+        raise ShapeError(f"pad: {mode} padding needs non-empty dims (all but a leading batch dim), "
+                         f"got input of shape {x.shape}")
     for d, (b, a) in enumerate(pairs):
+        n = x.shape[d]
+        if not (b or a):
+            continue
+        if mode == "reflect" and (b >= n or a >= n):
+            raise ArgumentError(f"pad: reflect padding {(b, a)} must be smaller than the input size {n} of dim {d}")
+        if mode == "circular" and (b > n or a > n or n == 0):
+            raise ArgumentError(f"pad: circular padding {(b, a)} must be at most the input size {n} of dim {d}")
+
+
+def _pad_edges(x, pos, mode: str):
+    for d, (b, a) in enumerate(pos):
         if not (b or a):
             continue
         n = x.shape[d]
-        if b < 0 or a < 0:
-            raise ValueError(f"pad: {mode} padding must be non-negative, got {(b, a)} for dim {d}")
-        if mode == "reflect" and (b >= n or a >= n):
-            raise ValueError(f"pad: reflect padding {(b, a)} must be smaller than the input size {n} of dim {d}")
-        if mode == "circular" and (b > n or a > n):
-            raise ValueError(f"pad: circular padding {(b, a)} must be at most the input size {n} of dim {d}")
         sl = lambda lo, hi, step=1: x[(slice(None),) * d + (slice(lo, hi, step),)]
         if mode == "reflect":
             left, right = sl(b, 0, -1), sl(n - 2, n - 2 - a if n - 2 - a >= 0 else None, -1)

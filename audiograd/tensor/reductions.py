@@ -5,7 +5,7 @@ import math
 from collections import namedtuple
 
 from .. import dtypes as dt
-from .errors import normalize_dim
+from .errors import ArgumentError, EmptyReductionError, normalize_dim
 from . import functions as F
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])
@@ -19,10 +19,11 @@ def _axes(op: str, dim, ndim: int, axis=None):
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         return tuple(range(ndim))
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    axes = tuple(sorted({normalize_dim(op, d, ndim) for d in dims}))
-    if len(axes) != len(dims):
-        raise ValueError(f"{op}: dim {tuple(dims)} repeats a dimension")
-    return axes
+    axes = [normalize_dim(op, d, ndim) for d in dims]
+    for i, a in enumerate(axes):
+        if a in axes[:i]:
+            raise ArgumentError(f"{op}: dim {a} appears multiple times in the list of dims {tuple(dims)}")
+    return tuple(sorted(axes)) if ndim else ()  # a 0-d tensor takes dim 0 or -1 and keeps its value
 
 
 class ReductionMixin:
@@ -51,12 +52,16 @@ class ReductionMixin:
     def amax(self, dim=None, keepdim: bool = False, axis=None):
         axes = _axes("amax", dim, self.ndim, axis)
         if any(self.shape[a] == 0 for a in axes):
-            raise ValueError(f"amax: cannot reduce over an empty dim of shape {self.shape}")
+            raise EmptyReductionError(f"amax: cannot reduce over an empty dim of shape {self.shape}")
         if not axes:
             return self
         return self._drop(F.Max.apply(self, axes=axes), axes, keepdim)
 
     def amin(self, dim=None, keepdim: bool = False, axis=None):
+        """Smallest values over ``dim`` (all dims when None), like ``torch.amin``."""
+        axes = _axes("amin", dim, self.ndim, axis)
+        if any(self.shape[a] == 0 for a in axes):
+            raise EmptyReductionError(f"amin: cannot reduce over an empty dim of shape {self.shape}")
         if self.dtype is dt.bool_:
             return (~self).amax(dim, keepdim, axis).logical_not()
         return -((-self).amax(dim, keepdim, axis))
@@ -123,11 +128,15 @@ class ReductionMixin:
             (d * d).sum(axes, keepdim) * float("nan")
 
     def std(self, dim=None, unbiased=None, keepdim: bool = False, correction=None, axis=None):
+        """Standard deviation (square root of ``var``), unbiased by default like PyTorch."""
+        _axes("std", dim, self.ndim, axis)
         return self.var(dim, unbiased, keepdim, correction, axis).sqrt()
 
     def logsumexp(self, dim, keepdim: bool = False):
         from .tensor import where
         axes = _axes("logsumexp", dim, self.ndim)
+        if any(self.shape[a] == 0 for a in axes):  # log of an empty sum: -inf, as in PyTorch
+            return self.exp().sum(axes, keepdim).log()
         m = self.detach().amax(axes, keepdim=True)
         m = where(m.abs() == float("inf"), 0.0, m)
         out = (self - m).exp().sum(axes, keepdim=True).log() + m

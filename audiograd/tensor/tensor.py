@@ -14,6 +14,7 @@ from ..schedule.program import realize
 from . import functions as F
 from .autograd import backward as _backward
 from .data import node_from_data
+from .checks import check_numel
 from .errors import ShapeError, broadcast_shapes
 from .movement import MovementMixin
 from .reductions import ReductionMixin
@@ -402,6 +403,7 @@ class Tensor(MovementMixin, ReductionMixin):
             raise ShapeError(f"matmul: shapes {self.shape} and {other.shape} cannot be multiplied "
                              f"({a.shape[-1]} != {b.shape[-2]})")
         batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+        check_numel("matmul", (*batch, a.shape[-2], b.shape[-1]))
         a = a.expand(*batch, *a.shape[-2:])
         b = b.expand(*batch, *b.shape[-2:])
         out = F.Matmul.apply(a, b)
