@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Tuple
+from typing import Callable, Tuple
 
 import numpy as np
 
@@ -103,6 +103,17 @@ def read_audio(path: PathLike) -> Tuple[np.ndarray, int]:
     audio = np.ascontiguousarray(np.concatenate(blocks).T)
     check_finite(audio, info.samplerate, path)
     return audio, int(info.samplerate)
+
+
+def read_audio_reporting(path: PathLike, report: Callable[[str], None]) -> Tuple[np.ndarray, int]:
+    """:func:`read_audio`, its warnings (a file cut short) passed to ``report`` as one line of
+    text each, for command-line tools that print them rather than Python's warning format."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = read_audio(path)
+    for w in caught:
+        report(f"warning: {w.message}")
+    return result
 
 
 def check_finite(audio: np.ndarray, sample_rate: int, path: PathLike) -> None:

@@ -17,9 +17,7 @@ and any existing output untouched. The progress bar counts encoder/decoder block
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -70,17 +68,13 @@ def run_command(name: str, args) -> int:
     without a required field; OSError covers files that cannot be opened or written. SIGINT
     and SIGTERM unwind the work (so temporary files are removed) and exit with 128 + signal.
     """
-    from .signals import Interrupted, signals_as_exceptions
+    from .signals import report_interrupt
     try:
-        with signals_as_exceptions():
-            {"encode": _encode, "decode": _decode, "reconstruct": _reconstruct}[name](args)
+        {"encode": _encode, "decode": _decode, "reconstruct": _reconstruct}[name](args)
     except (CommandError, ValueError, KeyError, OSError, NotImplementedError) as e:
         return _fail(name, e)
-    except KeyboardInterrupt as e:
-        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
-        print(f"audiograd {name}: interrupted by {signal.Signals(signum).name}; no output written",
-              file=sys.stderr)
-        return 128 + signum
+    except KeyboardInterrupt as e:  # main() turns SIGTERM into one too
+        return report_interrupt(name, e, "; no output written")
     return 0
 
 
@@ -188,13 +182,8 @@ def _read_input(args):
     """``(audio, sample_rate)`` of the input file, read (and refused if NaN/inf or empty)
     before the model is loaded; a file cut short is reported even with --quiet, since the
     output is shorter too."""
-    from ..audio import read_audio
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        audio, sr = read_audio(args.input)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    return audio, sr
+    from ..audio import read_audio_reporting
+    return read_audio_reporting(args.input, lambda line: print(line, file=sys.stderr))
 
 
 def _fit_to_model(args, model, audio: np.ndarray, sr: int) -> np.ndarray:

@@ -91,10 +91,12 @@ def main(argv=None) -> int:
     from .audio_commands import add_parsers as add_audio_parsers
     add_audio_parsers(sub)
     args = parser.parse_args(argv)
+    from .signals import report_interrupt, signals_as_exceptions
     try:
-        return args.fn(args)
-    except KeyboardInterrupt:
-        return 130
+        with signals_as_exceptions():   # SIGTERM unwinds clean-ups as SIGINT does
+            return args.fn(args)
+    except KeyboardInterrupt as e:
+        return report_interrupt(args.command, e)
     except (CompilerNotFoundError, CompileError, CacheError) as e:
         # the same problem for every command: no working compiler, or no usable kernel cache
         print(f"audiograd {args.command}: error: {_one_line(e)}", file=sys.stderr)

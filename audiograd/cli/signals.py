@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from typing import Iterator
 
@@ -48,3 +49,10 @@ def signals_as_exceptions() -> Iterator[None]:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+
+def report_interrupt(command: str, error: KeyboardInterrupt, detail: str = "") -> int:
+    """Print the one line saying which signal stopped ``command``; return the exit status."""
+    signum = error.signum if isinstance(error, Interrupted) else int(signal.SIGINT)
+    print(f"audiograd {command}: interrupted by {signal.Signals(signum).name}{detail}", file=sys.stderr)
+    return 128 + signum

@@ -22,7 +22,7 @@ from typing import Callable, List, Optional
 import numpy as np
 
 import audiograd as ag
-from audiograd.audio import read_audio, resample, write_audio
+from audiograd.audio import read_audio_reporting, resample, write_audio
 from audiograd.audio.png import write_png
 from audiograd.losses import MultiResolutionSTFTLoss
 
@@ -73,7 +73,7 @@ class PianoResult:
         return self.initial_loss / self.final_loss
 
 
-def load_target(cfg: PianoConfig):
+def load_target(cfg: PianoConfig, log: Callable[[str], None] = print):
     """``(clip, name, f0_guess)``: the target clip at ``cfg.sample_rate``, trimmed to a whole
     number of frames of at most ``cfg.seconds``; ``f0_guess`` is None when it must be estimated."""
     midi = None
@@ -86,7 +86,7 @@ def load_target(cfg: PianoConfig):
             raise DemoError(f"note {cfg.note!r} (MIDI {midi}) is outside the piano's range A0-C8 (MIDI 21-108)")
     if cfg.wav is not None:
         try:
-            audio, rate = read_audio(cfg.wav)
+            audio, rate = read_audio_reporting(cfg.wav, log)
         except (FileNotFoundError, ValueError) as e:
             raise DemoError(str(e)) from None
         clip, name = notes.trim_clip(audio, rate, cfg.seconds, cfg.sample_rate), Path(cfg.wav).stem
@@ -198,7 +198,7 @@ def run(cfg: Optional[PianoConfig] = None, log: Callable[[str], None] = print, *
     if cfg.steps < 1:
         raise DemoError(f"steps must be at least 1, got {cfg.steps}")
     t0 = time.perf_counter()
-    clip, name, f0_guess = load_target(cfg)
+    clip, name, f0_guess = load_target(cfg, log)
     existed = cfg.out is not None and Path(cfg.out).exists()
     out_dir = make_out_dir(cfg.out, name)
     log(f"output folder: {out_dir.absolute()}" + _where_note(cfg.out, out_dir))

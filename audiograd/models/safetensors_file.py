@@ -44,6 +44,17 @@ def load_safetensors(path: Path) -> Dict[str, np.ndarray]:
         return out
 
 
+def safetensors_metadata(path: Path) -> Dict[str, str]:
+    """The ``__metadata__`` strings of a safetensors file (checked as :func:`load_safetensors` does)."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            return dict(_header(buf)[0].get("__metadata__", {}))
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    except (OSError, ValueError) as e:  # an empty file cannot be mapped
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+
+
 def _check_disjoint(entries) -> None:
     """Tensors may not share bytes: overlapping ranges would let a small file expand into a huge load."""
     reach, holder = 0, None

@@ -47,24 +47,34 @@ def save_checkpoint(path, model, optimizer=None, extra: Optional[Dict[str, Any]]
         save_file(tensors, str(tmp), metadata={"audiograd": json.dumps(meta)})
 
 
+def _optimizer_state(tensors: Dict[str, np.ndarray], saved: Dict[str, Any]) -> Dict[str, Any]:
+    state: Dict[int, Dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, entries in saved["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    return {"state": state, "param_groups": saved["param_groups"]}
+
+
 def load_checkpoint(path, model, optimizer=None) -> Dict[str, Any]:
     """Restore ``model`` (strictly) and ``optimizer`` from ``path``; returns the saved ``extra``."""
-    from safetensors import safe_open
-    with safe_open(str(path), framework="numpy") as f:
-        meta = json.loads((f.metadata() or {}).get("audiograd", "null") or "null")
-    if meta is None:
+    from ..models.safetensors_file import safetensors_metadata
+    tensors = load_state(path)  # validates the whole file first, naming it in any error
+    text = safetensors_metadata(Path(path)).get("audiograd")
+    try:
+        meta = json.loads(text) if text else None
+    except ValueError as e:
+        raise ValueError(f"{path}: audiograd metadata is not valid JSON ({e})") from None
+    if not isinstance(meta, dict) or "extra" not in meta:
         raise ValueError(f"{path}: not an audiograd training checkpoint (no audiograd metadata)")
-    tensors = load_state(path)
     model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
     if optimizer is not None:
         if "optimizer" not in meta:
             raise ValueError(f"{path}: checkpoint holds no optimizer state")
-        state: Dict[int, Dict[str, Any]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, index, name = key.split(".", 2)
-                state.setdefault(int(index), {})[name] = value
-        for index, entries in meta["optimizer"]["scalars"].items():
-            state.setdefault(int(index), {}).update(entries)
-        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+        try:
+            optimizer.load_state_dict(_optimizer_state(tensors, meta["optimizer"]))
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            raise ValueError(f"{path}: malformed optimizer state ({type(e).__name__}: {e})") from None
     return meta["extra"]

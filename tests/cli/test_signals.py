@@ -89,3 +89,27 @@ def test_signals_become_one_exception_and_handlers_come_back(signum):
     assert isinstance(info.value, KeyboardInterrupt)  # never swallowed by `except Exception`
     assert cleaned == [True]
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_sigterm_stops_the_demo_and_removes_its_folder(tmp_path):
+    """Every command, not only the audio ones, unwinds on SIGTERM: the demo's half-made
+    output folder is removed and the line names the signal."""
+    out = tmp_path / "demo-out"
+    proc = subprocess.Popen([sys.executable, "-m", "audiograd.cli.main", "demo", "--steps", "100000",
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not out.exists():  # the folder is made before training starts
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the demo never created its folder"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    err = err.decode()
+    assert proc.returncode == 143, err
+    assert err.rstrip("\n").rsplit("\n", 1)[-1].endswith("audiograd demo: interrupted by SIGTERM"), err
+    assert "Traceback" not in err
+    assert not out.exists()

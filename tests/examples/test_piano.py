@@ -108,6 +108,18 @@ def test_user_wav_is_mono_mixed_resampled_and_trimmed(tmp_path):
     assert abs(partials.estimate_f0(clip, 22050) - 220) < 3
 
 
+def test_user_wav_cut_short_is_read_with_a_one_line_warning(tmp_path):
+    sr = 44100
+    tone = np.sin(2 * np.pi * 220 * np.arange(sr) / sr).astype(np.float32)
+    sf.write(tmp_path / "a.wav", tone, sr, subtype="FLOAT")
+    data = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "a.wav").write_bytes(data[:len(data) // 2])
+    lines = []
+    clip, name, _ = piano.load_target(piano.PianoConfig(note=None, wav=str(tmp_path / "a.wav")), lines.append)
+    assert len(clip) > 0 and name == "a"
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "a.wav" in lines[0], lines
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--note", "H4"], "unknown note 'H4'"),
     (["--note", "300"], "outside the MIDI range"),

@@ -63,3 +63,33 @@ def test_rejects_foreign_files(tmp_path):
     model, opt = make("sgd")
     with pytest.raises(ValueError, match="not an audiograd training checkpoint"):
         load_checkpoint(path, model, opt)
+
+
+def _saved(tmp_path):
+    model, opt = make("adam")
+    train(model, opt, 2)
+    path = tmp_path / "ckpt.safetensors"
+    save_checkpoint(path, model, opt, extra={"step": 2})
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncate", "header", "empty"])
+def test_damaged_checkpoint_is_one_error_naming_the_file(tmp_path, damage):
+    from audiograd.models.checkpoint import CheckpointError
+    path = _saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[:len(data) // 2], "header": b"\xff" * 8 + data[8:], "empty": b""}[damage])
+    model, opt = make("adam")
+    with pytest.raises(CheckpointError, match=str(path.name)):
+        load_checkpoint(path, model, opt)
+
+
+@pytest.mark.parametrize("meta", ['{"extra": {}, "optimizer": {"scalars": 3}}', '{"extra"', '[1, 2]'])
+def test_malformed_metadata_is_one_error_naming_the_file(tmp_path, meta):
+    from safetensors.numpy import save_file
+    path = _saved(tmp_path)
+    from audiograd.models.checkpoint import load_state
+    save_file(load_state(path), str(path), metadata={"audiograd": meta})
+    model, opt = make("adam")
+    with pytest.raises(ValueError, match=str(path.name)):
+        load_checkpoint(path, model, opt)
