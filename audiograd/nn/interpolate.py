@@ -110,9 +110,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     for axis in reversed(range(2, x.ndim)):  # the last dim first, as PyTorch's kernels nest the sums
         n, o, sc = x.shape[axis], sizes[axis - 2], scales[axis - 2]
         if mode in ("nearest", "nearest-exact"):
-            if mode == "nearest" and x.ndim == 4:  # PyTorch's 2-D kernel: float32 steps, whole copies kept
-                idx = np.arange(o) if o == n else np.arange(o) // 2 if o == 2 * n else \
-                    _nearest_indices(n, o, sc, False, np.float32)
+            if x.ndim == 4:
+                idx = _nearest_indices_2d(n, o, sc, mode == "nearest-exact")
             else:
                 idx = _nearest_indices(n, o, sc, mode == "nearest-exact", ft)
             out = _resample(out, axis, [(idx, None)])
@@ -162,6 +161,22 @@ def _nearest_indices(n_in, n_out, scale_factor, exact, ft):
         idx = _floor_f32(_source(scale, dst, ft).astype(np.float64) + 0.5)
     else:  # floor(dst * scale)
         idx = _floor_f32(dst * scale)
+    return np.minimum(idx, n_in - 1)
+
+
+def _nearest_indices_2d(n_in, n_out, scale_factor, exact):
+    """PyTorch's 2-D nearest kernels: a float32 step for every dtype; 'nearest' keeps whole
+    copies (out == in) and halves indices (out == 2 * in) exactly; 'nearest-exact' floors
+    float32((dst + 0.5) * step), the product taken in float64."""
+    scale = _scale(n_in, n_out, False, scale_factor, np.float32)
+    if exact:
+        idx = _floor_f32((np.arange(n_out) + 0.5) * np.float64(scale))
+    elif n_out == n_in:
+        idx = np.arange(n_out)
+    elif n_out == 2 * n_in:
+        idx = np.arange(n_out) // 2
+    else:
+        idx = _floor_f32(np.arange(n_out).astype(np.float32) * scale)
     return np.minimum(idx, n_in - 1)
 
 

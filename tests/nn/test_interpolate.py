@@ -86,6 +86,25 @@ GRAD_CASES = [((2, 2, 7), dict(size=12, mode="nearest")), ((2, 2, 11), dict(size
               ((1, 2, 4, 5), dict(size=(2, 9), mode="nearest"))]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+def test_picks_exactly_torch_indices_2d(dtype, mode):
+    """The 2-D nearest kernels take float32 steps for every dtype: distinct inputs, many size
+    pairs and scale factors (including the whole-copy and doubling shortcuts), identical picks."""
+    rng = np.random.default_rng(7)
+    x = np.arange(2 * 17 * 23, dtype=dtype).reshape(1, 2, 17, 23)
+    edge = np.arange(2 * 2 * 6, dtype=dtype).reshape(1, 2, 2, 6)
+    kws = [dict(size=(int(a), int(b))) for a, b in rng.integers(1, 60, (10, 2))]
+    kws += [dict(size=(17, 46)), dict(size=(34, 23))] + [dict(scale_factor=float(f)) for f in rng.uniform(0.3, 3.5, 6)]
+    kws += [dict(size=(41, 47)), dict(size=(55, 61)), dict(size=(37, 41))]  # rounding edges of the 2-D formulas
+    cases = [(x, kw) for kw in kws] + [(edge, kw) for kw in kws[-3:]]
+    outs = [F.interpolate(ag.tensor(a), mode=mode, **kw) for a, kw in cases]
+    ag.realize_all(outs)
+    for (a, kw), out in zip(cases, outs):
+        ref = TF.interpolate(torch.from_numpy(a), mode=mode, **kw).numpy()
+        np.testing.assert_array_equal(out.numpy(), ref, err_msg=str(kw))
+
+
 @pytest.mark.parametrize("shape, kw", GRAD_CASES, ids=[f"{s}-{k['mode']}" for s, k in GRAD_CASES])
 def test_gradients_match_torch(shape, kw):
     x, tx = _pair(shape, grad=True)
