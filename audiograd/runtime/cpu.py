@@ -4,11 +4,9 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import shutil
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence, Set, Tuple
@@ -17,7 +15,7 @@ import numpy as np
 
 from ..config import config
 from .compiler import CompileError, compile_shared, compiler_identity, find_compiler
-from .disk_cache import DiskCache
+from .disk_cache import DiskCache, fresh_alias
 
 # bump when generated code changes meaning without changing its text
 CODEGEN_VERSION = "1"
@@ -203,19 +201,11 @@ def bind_to_key(source: str, key: str) -> str:
 
 
 def _open_library(path: Path, fresh: bool):
-    """dlopen ``path``; with ``fresh``, through a new name, so that a library rebuilt at a path this
-    process already opened is really loaded instead of the handle the loader keeps for that path."""
+    """dlopen ``path``; with ``fresh``, through a new name (see :func:`fresh_alias`)."""
     if not fresh:
         return ctypes.CDLL(str(path))
-    alias = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        os.link(path, alias)
-    except OSError:
-        shutil.copyfile(path, alias)
-    try:
+    with fresh_alias(path) as alias:
         return ctypes.CDLL(str(alias))
-    finally:
-        alias.unlink(missing_ok=True)
 
 
 compiler = CPUCompiler()

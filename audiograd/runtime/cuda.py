@@ -6,19 +6,20 @@ RuntimeError when CuPy or a usable GPU is missing.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
 from ..config import config
 from .compiler import CompileError
-from .cpu import Stats
-from .disk_cache import DiskCache
+from .cpu import ENTRY_KEY_SYMBOL, Stats
+from .disk_cache import DiskCache, fresh_alias
 
 # bump when generated CUDA code changes meaning without changing its text
 CUDA_CODEGEN_VERSION = "1"
@@ -86,6 +87,7 @@ class CudaDevice:
         self.arch = str(cupy.cuda.Device().compute_capability)   # e.g. "90"
         self.nvrtc_version = "%d.%d" % tuple(self.nvrtc.getVersion())
         self._fns: Dict[Tuple[str, str], CudaKernel] = {}
+        self._stale_paths: Set[str] = set()  # cubin paths that held a wrong entry in this process
         self._lock = threading.Lock()
 
     # ---- buffers -------------------------------------------------------------------------------
@@ -149,10 +151,48 @@ class CudaDevice:
         if config.debug:
             print(f"[audiograd] nvrtc compiled {src} in {1e3 * (time.perf_counter() - t0):.0f} ms", file=sys.stderr)
 
-    def _load_module(self, path: Path, name: str):
-        """The module in the cubin at ``path`` and its function ``name`` (CUDADriverError if absent)."""
-        module = self.cp.RawModule(path=str(path))
-        return module, module.get_function(name)
+    def _load_checked(self, path: Path, name: str, key: str):
+        """``(module, function)`` if the cubin at ``path`` is the entry for ``key`` and holds ``name``,
+        else ``(None, what is wrong)``; nothing of the module runs before both checks pass."""
+        stale = str(path) in self._stale_paths
+        try:
+            with fresh_alias(path) if stale else contextlib.nullcontext(path) as load_path:
+                module = self.cp.RawModule(path=str(load_path))  # CuPy loads a path once per process
+                function = module.get_function(name)
+            stored = np.zeros(len(key) + 1, np.uint8)
+            module.get_global(ENTRY_KEY_SYMBOL).copy_to_host(stored.ctypes.data, stored.nbytes)
+            problem = None if stored.tobytes() == key.encode() + b"\0" else "is not the cubin built for its key"
+        except self.cp.cuda.driver.CUDADriverError as e:
+            problem = f"cannot be loaded or lacks {name} or {ENTRY_KEY_SYMBOL} ({e})"
+        if problem is not None:
+            self._stale_paths.add(str(path))
+            return None, problem
+        return (module, function), None
+
+    def _load_entry(self, cache: DiskCache, key: str, name: str, source: str):
+        """The checked ``(module, function)`` of the entry for ``key``, built (or rebuilt) if needed,
+        and whether it was compiled here."""
+        def build(force: bool):
+            built = []
+            path = cache.build(key, bind_to_key(source, key), lambda s, d: built.append(self._compile(s, d)),
+                               force=force)
+            return path, bool(built)
+
+        path = cache.lookup(key)
+        built = False
+        if path is None:
+            path, built = build(False)
+        loaded, problem = self._load_checked(path, name, key)
+        if loaded is None and not built:  # an entry that is not what its key says is rebuilt, never run
+            stats.rejected += 1
+            if config.debug:
+                print(f"[audiograd] cache entry {path} {problem}; rebuilding it", file=sys.stderr)
+            path, built = build(True)
+            loaded, problem = self._load_checked(path, name, key)
+        if loaded is None:
+            raise CompileError(f"error: the cubin compiled from it {problem}", cache.source_path(key),
+                               tool="NVRTC", hint="")
+        return loaded, built
 
     def get_many(self, kernels: Sequence[Tuple[str, str, object]]) -> List[CudaKernel]:
         """Launchable kernels for (name, source, launch) triples, compiled or found in the cache."""
@@ -166,20 +206,7 @@ class CudaDevice:
                 continue
             cache = cache or DiskCache(config.cache_dir, binary_suffix=".cubin", source_suffix=".cu")
             key = self.key(source)
-            built = []
-            path = cache.lookup(key) or cache.build(key, source, lambda s, d: built.append(self._compile(s, d)))
-            try:
-                module, function = self._load_module(path, name)
-            except self.cp.cuda.driver.CUDADriverError as e:
-                if built:
-                    raise CompileError(f"error: the cubin it compiled to cannot be loaded ({e})",
-                                       cache.source_path(key), tool="NVRTC", hint="") from None
-                # an entry lacking the kernel (or not a cubin) is rebuilt, never run
-                if config.debug:
-                    print(f"[audiograd] cache entry {path} does not hold {name} ({e}); rebuilding it", file=sys.stderr)
-                built = []
-                path = cache.build(key, source, lambda s, d: built.append(self._compile(s, d)), force=True)
-                module, function = self._load_module(path, name)
+            (module, function), built = self._load_entry(cache, key, name, source)
             if not built:
                 stats.loaded += 1
             fn = CudaKernel(function, launch.grid, launch.block, module)
@@ -188,6 +215,13 @@ class CudaDevice:
             self._fns[(name, source)] = fn
             out.append(fn)
         return out
+
+
+def bind_to_key(source: str, key: str) -> str:
+    """The CUDA source compiled for a cache entry: the kernel plus a device constant holding the
+    entry's key, which the loader reads back so that a cubin copied into another entry's place
+    is never run."""
+    return f'{source}\nextern "C" __device__ const char {ENTRY_KEY_SYMBOL}[] = "{key}";\n'
 
 
 _DEVICE = None

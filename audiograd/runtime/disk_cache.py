@@ -21,11 +21,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 MARKER_NAME = "CACHEDIR.TAG"
 MARKER_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -60,6 +62,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def fresh_alias(path: Path) -> Iterator[Path]:
+    """A new name for the file at ``path`` while the block runs (a hard link, else a copy).
+
+    Loaders keep what they opened by path (the dynamic loader's handles, CuPy's module memo): a
+    binary rebuilt at a path this process already loaded is only really loaded through a name
+    it has never seen."""
+    alias = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        os.link(path, alias)
+    except OSError:
+        shutil.copyfile(path, alias)
+    try:
+        yield alias
+    finally:
+        alias.unlink(missing_ok=True)
 
 
 def is_entry_name(name: str, shard: str) -> bool:

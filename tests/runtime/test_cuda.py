@@ -341,3 +341,59 @@ def test_large_buffers_reuse_pool_blocks_of_their_class():
         b = dev.empty((3, 1000, 1000 + extra), np.float32)
         del b
     assert pool.total_bytes() == before
+
+
+@gpu
+@pytest.mark.parametrize("kind", ["swapped entry", "swapped cubin, forged record", "truncated", "not a cubin"])
+def test_wrong_cubin_in_a_slot_is_rebuilt_not_run(tmp_path, kind):
+    """A cubin that is not its entry's (copied from another slot, with or without its record),
+    cut short or no cubin at all is rebuilt before anything of it runs."""
+    import hashlib
+    import json
+    import shutil
+    from audiograd.runtime import cuda as rt
+    dev = rt.get_device()
+    saved = ag.config.cache_dir
+    ag.config.cache_dir = tmp_path / "cache"
+    try:
+        x = ag.tensor(np.linspace(0, 1, 40, dtype=np.float32), device="cuda")
+        dev._fns.clear()
+        (x * 2 + 1).sin().numpy()
+        [a] = sorted(ag.config.cache_dir.rglob("*.cubin"))
+        (x * 3 - 1).cos().numpy()
+        [b] = [p for p in ag.config.cache_dir.rglob("*.cubin") if p != a]
+        # a copy of the cache: CuPy has never loaded its paths (as in a new process)
+        copy = tmp_path / "copy"
+        shutil.copytree(ag.config.cache_dir, copy)
+        a, b = copy / a.relative_to(ag.config.cache_dir), copy / b.relative_to(ag.config.cache_dir)
+        ag.config.cache_dir = copy
+        if kind == "swapped entry":
+            shutil.copy(a, b)
+            shutil.copy(a.with_suffix(".json"), b.with_suffix(".json"))
+        elif kind == "swapped cubin, forged record":
+            shutil.copy(a, b)
+            record = json.loads(b.with_suffix(".json").read_text())
+            record.update(sha256=hashlib.sha256(b.read_bytes()).hexdigest(), size=b.stat().st_size)
+            b.with_suffix(".json").write_text(json.dumps(record))
+        elif kind == "truncated":
+            b.write_bytes(b.read_bytes()[:200])
+        else:
+            b.write_bytes(b"\x7fELF not really a cubin")
+            record = json.loads(b.with_suffix(".json").read_text())
+            record.update(sha256=hashlib.sha256(b.read_bytes()).hexdigest(), size=b.stat().st_size)
+            b.with_suffix(".json").write_text(json.dumps(record))
+        dev._fns.clear()
+        compiled, rejected = rt.stats.compiled, rt.stats.rejected
+        want = np.cos(np.linspace(0, 1, 40) * 3 - 1)
+        np.testing.assert_allclose((x * 3 - 1).cos().numpy(), want, rtol=1e-5, atol=1e-6)
+        assert rt.stats.compiled == compiled + 1
+        caught_at_load = kind in ("swapped cubin, forged record", "not a cubin")  # the record looked right
+        assert rt.stats.rejected == rejected + caught_at_load
+        assert json.loads(b.with_suffix(".json").read_text())["key"] == b.stem
+        dev._fns.clear()
+        np.testing.assert_allclose((x * 3 - 1).cos().numpy(), want, rtol=1e-5, atol=1e-6)
+        assert rt.stats.compiled == compiled + 1  # the rebuilt entry is used as it is
+        assert not list(copy.rglob("*.tmp"))
+    finally:
+        ag.config.cache_dir = saved
+        dev._fns.clear()
