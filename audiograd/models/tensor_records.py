@@ -120,12 +120,18 @@ def tensor_record(storage: Any, offset: Any, size: Any, stride: Any) -> TensorRe
     return TensorRecord(storage, offset, size, stride)
 
 
-def materialize(record: TensorRecord, data: np.ndarray) -> np.ndarray:
-    """A fresh native-order array for ``record`` from its storage's elements ``data`` (already length-checked)."""
+def materialize(record: TensorRecord, data: np.ndarray, owned: bool = False) -> np.ndarray:
+    """A fresh native-order array for ``record`` from its storage's elements ``data`` (already length-checked).
+
+    ``owned``: ``data`` is a private copy used by no other record, so a record covering it whole,
+    in order, takes it without another copy."""
     if data.shape != (record.storage.numel,):
         raise CheckpointError(f"storage {record.storage.key}: holds {data.size} elements, "
                               f"its record says {record.storage.numel}")
     numel = math.prod(record.size)
+    if owned and data.flags.writeable and record.offset == 0 and numel == data.size \
+            and record.stride == _contiguous_strides(record.size):
+        return _to_value_dtype(data.reshape(record.size), record.storage.type_name)
     if numel == 0:
         out = np.empty(record.size, dtype=data.dtype)
     else:
@@ -135,6 +141,14 @@ def materialize(record: TensorRecord, data: np.ndarray) -> np.ndarray:
                                                writeable=False)
         out = np.array(view, copy=True)
     return _to_value_dtype(out, record.storage.type_name)
+
+
+def _contiguous_strides(size) -> tuple:
+    strides, step = [], 1
+    for n in reversed(size):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
 
 
 def _to_value_dtype(arr: np.ndarray, type_name: str) -> np.ndarray:

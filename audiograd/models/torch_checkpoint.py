@@ -14,7 +14,7 @@ import math
 import mmap
 import struct
 import zipfile
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Callable, Dict
 
@@ -88,6 +88,7 @@ def _materialize_all(records: Dict[str, TensorRecord], storage_data: Callable[[S
                      budget: int) -> Dict[str, np.ndarray]:
     """Arrays for all records, each storage read once; refuses to produce more than ``budget`` bytes."""
     cache: Dict[str, np.ndarray] = {}
+    users = Counter(record.storage.key for record in records.values())
     out, produced = {}, 0
     for key, record in records.items():
         widening = 2 if record.storage.type_name == "BFloat16Storage" else 1
@@ -99,7 +100,7 @@ def _materialize_all(records: Dict[str, TensorRecord], storage_data: Callable[[S
         if ref.key not in cache:
             cache[ref.key] = storage_data(ref)
         try:
-            out[key] = materialize(record, cache[ref.key])
+            out[key] = materialize(record, cache[ref.key], owned=users[ref.key] == 1)
         except CheckpointError as e:
             raise CheckpointError(f"key {key!r}: {e}") from None
     return out
@@ -128,13 +129,19 @@ def load_torch_zip(path: Path) -> Dict[str, np.ndarray]:
         records = _state_records(obj)
 
         def storage_data(ref: StorageRef) -> np.ndarray:
-            raw = _read_entry(archive, infos, f"{prefix}/data/{ref.key}", ref.nbytes, file_size, exact=True)
+            raw = _read_entry(archive, infos, f"{prefix}/data/{ref.key}", ref.nbytes, file_size, exact=True,
+                              file=file)
             return np.frombuffer(raw, dtype=ref.dtype.newbyteorder("<" if order == b"little" else ">"))
-        return _materialize_all(records, storage_data, _budget(file_size))
+        with open(path, "rb") as file:
+            return _materialize_all(records, storage_data, _budget(file_size))
 
 
-def _read_entry(archive: zipfile.ZipFile, infos, name: str, size: int, file_size: int, exact: bool) -> bytes:
-    """The bytes of one zip entry, at most ``size`` (exactly ``size`` if ``exact``), whatever its header claims."""
+def _read_entry(archive: zipfile.ZipFile, infos, name: str, size: int, file_size: int, exact: bool,
+                file=None):
+    """The bytes of one zip entry, at most ``size`` (exactly ``size`` if ``exact``), whatever its header claims.
+
+    With ``file`` (the archive opened for reading), an uncompressed entry is read straight into a
+    fresh array (no intermediate bytes object; bounds checked against the file's size)."""
     info = infos.get(name)
     if info is None:
         raise CheckpointError(f"zip entry {name} is missing")
@@ -144,12 +151,33 @@ def _read_entry(archive: zipfile.ZipFile, infos, name: str, size: int, file_size
         raise CheckpointError(f"zip entry {name} holds {info.file_size} bytes, its tensor record needs {size}")
     if not exact and info.file_size > size:
         raise CheckpointError(f"zip entry {name} claims {info.file_size} bytes, more than the {size} allowed")
+    if file is not None and exact and info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 1:
+        return _read_stored(file, info, size, file_size)
     with archive.open(info) as f:
         raw = f.read(size + 1)
     if len(raw) > size or (exact and len(raw) != size):
         raise CheckpointError(f"zip entry {name} holds {len(raw)} bytes, expected {'exactly' if exact else 'at most'}"
                               f" {size}")
     return raw
+
+
+def _read_stored(file, info: zipfile.ZipInfo, size: int, file_size: int) -> np.ndarray:
+    """An uncompressed entry's ``size`` bytes, located through its local header."""
+    file.seek(info.header_offset)
+    head = file.read(30)
+    if len(head) < 30 or head[:4] != b"PK\x03\x04" or struct.unpack_from("<H", head, 8)[0] != zipfile.ZIP_STORED:
+        raise CheckpointError(f"zip entry {info.filename}: its local header is missing or disagrees with the "
+                              "archive's directory")
+    name_len, extra_len = struct.unpack_from("<HH", head, 26)
+    start = info.header_offset + 30 + name_len + extra_len
+    if start + size > file_size:
+        raise CheckpointError(f"zip entry {info.filename} needs {size} bytes from offset {start}, past the end "
+                              f"of the {file_size}-byte file")
+    out = np.empty(size, np.uint8)
+    file.seek(start)
+    if file.readinto(out) != size:
+        raise CheckpointError(f"zip entry {info.filename} ends early")
+    return out
 
 
 def load_torch_legacy(path: Path) -> Dict[str, np.ndarray]:
