@@ -18,7 +18,7 @@ from pathlib import Path
 from common import table_lines
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["compile_time", "snake", "matmul", "conv", "startup", "oobleck", "train", "threads"]
+BENCHMARKS = ["compile_time", "snake", "matmul", "conv", "startup", "oobleck", "train", "threads", "load_weights"]
 
 
 def machine_line() -> str:
