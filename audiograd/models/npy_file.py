@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 import struct
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import numpy as np
 MAGIC = b"\x93NUMPY"
 MAX_HEADER_BYTES = 1 << 16
 _KINDS = "fiub"  # float, signed, unsigned, bool
+# what np.save writes for those kinds: byte order, kind letter, item size ("<f4", "|u1", "|b1")
+_PLAIN_DESCR = re.compile(r"[<>|=]?[fiub][1-8]")
 INT64_MAX = 2 ** 63 - 1
 
 
@@ -77,11 +80,11 @@ def _header(f):
 
 
 def _descr(value) -> np.dtype:
-    if not isinstance(value, str) or len(value) > 8:
+    if not isinstance(value, str) or not _PLAIN_DESCR.fullmatch(value):
         raise NpyFileError(f"dtype {str(value)[:40]!r} is not a plain numeric type")
     try:
         dtype = np.dtype(value)
-    except (TypeError, ValueError):
+    except Exception:  # numpy's dtype parser raises TypeError, ValueError or even SyntaxError
         raise NpyFileError(f"unknown dtype {value!r}") from None
     if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None:
         raise NpyFileError(f"dtype {value!r} is not a plain numeric type")
