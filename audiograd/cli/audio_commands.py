@@ -72,13 +72,14 @@ def run_command(name: str, args) -> int:
     try:
         {"encode": _encode, "decode": _decode, "reconstruct": _reconstruct}[name](args)
     except (CommandError, ValueError, KeyError, OSError, NotImplementedError) as e:
-        return _fail(name, e)
+        return fail(name, e)
     except KeyboardInterrupt as e:  # main() turns SIGTERM into one too
         return report_interrupt(name, e, "; no output written")
     return 0
 
 
-def _fail(name: str, error: BaseException) -> int:
+def fail(name: str, error: BaseException) -> int:
+    """Print ``error`` as one line, ``audiograd <name>: error: ...``; return the exit status (2)."""
     msg = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
     msg = " ".join(msg.split()) or type(error).__name__
     if len(msg) > _MAX_MESSAGE:

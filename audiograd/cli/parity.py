@@ -225,7 +225,7 @@ def run_parity(config=None, checkpoint=None, part: str = "decoder", length: Opti
 
 def cmd_parity(args) -> int:
     """Entry point of ``audiograd parity``: 0 when no layer diverges, 1 when one does, 2 when the
-    reference cannot be imported."""
+    reference cannot be imported or the weights or config cannot be used (one line)."""
     import sys
     try:
         load_reference()
@@ -233,8 +233,12 @@ def cmd_parity(args) -> int:
         msg = str(exc) if INSTALL_HINT in str(exc) else f"{exc}; install with: {INSTALL_HINT}"
         print(f"audiograd parity needs PyTorch and stable-audio-tools: {msg}", file=sys.stderr)
         return 2
-    report = run_parity(args.config, args.checkpoint, args.part, args.length, args.seed, args.dtype,
-                        args.threshold, args.depth)
+    from .audio_commands import fail
+    try:
+        report = run_parity(args.config, args.checkpoint, args.part, args.length, args.seed, args.dtype,
+                            args.threshold, args.depth)
+    except (ValueError, KeyError, OSError) as e:  # unreadable weights or config, shapes that do not fit
+        return fail("parity", e)
     print(report.table())
     return 1 if report.first_divergent is not None else 0
 

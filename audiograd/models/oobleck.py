@@ -172,17 +172,49 @@ def pretransform_config(config=None) -> dict:
     if config is None:
         return SAO_CONFIG
     if isinstance(config, (str, Path)):
-        with open(config) as f:
-            config = json.load(f)
-    if "model" in config and "pretransform" in config["model"]:
+        path = config
+        try:
+            with open(path, "rb") as f:
+                config = json.loads(f.read().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{path}: not a JSON config ({e})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path}: a model config is a JSON object, this file holds a {type(config).__name__}")
+    _section(config, "the config")
+    if isinstance(config.get("model"), dict) and "pretransform" in config["model"]:
         outer = config
-        config = dict(config["model"]["pretransform"]["config"])
+        config = dict(_section(_section(config["model"]["pretransform"], "model.pretransform").get("config"),
+                               "model.pretransform.config"))
         config.setdefault("sample_rate", outer.get("sample_rate", 44100))
     elif "pretransform" in config:
-        config = dict(config["pretransform"]["config"])
+        config = dict(_section(_section(config["pretransform"], "pretransform").get("config"), "pretransform.config"))
     if "encoder" not in config and "decoder" not in config:
         raise ValueError("config has no encoder/decoder: expected SAO's pretransform config or model_config.json")
+    _check_sections(config)
     return config
+
+
+def _section(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"config: {where} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _check_sections(config: dict) -> None:
+    """Refuse configs whose parts have the wrong JSON types, before any of them is used."""
+    for part in ("encoder", "decoder"):
+        if part in config:
+            _section(_section(config[part], part).get("config", {}), f"{part}.config")
+    if config.get("bottleneck") is not None:
+        _section(config["bottleneck"], "bottleneck")
+    for key in ("sample_rate", "io_channels", "latent_dim", "downsampling_ratio"):
+        value = config.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ValueError(f"config: {key} must be a positive integer, got {value!r}")
+    strides = config.get("encoder", {}).get("config", {}).get("strides")
+    if strides is not None and not (isinstance(strides, (list, tuple)) and strides
+                                    and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in strides)):
+        raise ValueError(f"config: encoder.config.strides must be a list of positive integers, got {strides!r}")
 
 
 class OobleckVAE(nn.Module):

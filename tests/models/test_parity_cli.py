@@ -85,3 +85,15 @@ def test_missing_reference_exits_2(monkeypatch, capsys, tiny_config):
     assert main(["parity", "--config", str(tiny_config)]) == 2
     err = capsys.readouterr().err
     assert "pip install" in err and "stable-audio-tools" in err and "torch" in err
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "config"])
+def test_unusable_weights_or_config_are_one_line(tmp_path, capsys, kind):
+    """A file the comparison cannot use is one error line (exit 2), not a traceback."""
+    pytest.importorskip("torch", reason="parity needs PyTorch")
+    bad = tmp_path / ("bad.ckpt" if kind == "checkpoint" else "bad.json")
+    bad.write_bytes(b"PK\x03\x04garbage" if kind == "checkpoint" else b'{"sample_rate": 4')
+    from audiograd.cli.main import main
+    rc = main(["parity", f"--{kind}", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "bad." in err and "Traceback" not in err, err
