@@ -17,13 +17,7 @@ from hypothesis import given, settings, strategies as st
 import audiograd as ag
 import audiograd.nn as nn
 import audiograd.nn.functional as F
-
-
-def _run(fn):
-    try:
-        return fn(), None
-    except Exception as e:  # noqa: BLE001 - the kind of error is what is compared
-        return None, e
+from torch_agreement import compare, run
 
 
 def _same_kind(ours: Exception, theirs: Exception) -> bool:
@@ -37,23 +31,9 @@ def _same_kind(ours: Exception, theirs: Exception) -> bool:
     return isinstance(ours, (RuntimeError, ValueError))
 
 
-def _compare(op: str, ours_fn, torch_fn):
+def _compare(op: str, ours_fn, torch_fn) -> str:
     """'' when audiograd and PyTorch agree on raising and on the output shape, else a description."""
-    theirs, terr = _run(torch_fn)
-    ours, oerr = _run(ours_fn)
-    if terr is not None:
-        if oerr is None:
-            return f"torch raised {terr!r} but ours gave shape {tuple(ours.shape)}"
-        if not _same_kind(oerr, terr):
-            return f"torch raised {type(terr).__name__}, ours {oerr!r}"
-        if op not in str(oerr):
-            return f"our error does not name {op}: {oerr}"
-        return ""
-    if oerr is not None:
-        return f"torch gave shape {tuple(theirs.shape)} but ours raised {oerr!r}"
-    if tuple(ours.shape) != tuple(theirs.shape):
-        return f"shapes differ: ours {tuple(ours.shape)}, torch {tuple(theirs.shape)}"
-    return ""
+    return compare(op, ours_fn, torch_fn, _same_kind)
 
 
 def _check_grid(op, cases, ours_call, torch_call, stricter=None):
@@ -62,8 +42,8 @@ def _check_grid(op, cases, ours_call, torch_call, stricter=None):
     failures = []
     for case in cases:
         arg = stricter(case) if stricter else None
-        if arg and _run(lambda: torch_call(*case))[1] is None:
-            _, oerr = _run(lambda: ours_call(*case))
+        if arg and run(lambda: torch_call(*case))[1] is None:
+            _, oerr = run(lambda: ours_call(*case))
             msg = "" if oerr is not None and arg in str(oerr) else f"expected an error naming {arg}, got {oerr!r}"
         else:
             msg = _compare(op, lambda: ours_call(*case), lambda: torch_call(*case))

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 import audiograd as ag
 import audiograd.nn as nn
 import audiograd.nn.functional as F
+from torch_agreement import compare
 
 RNG = np.random.default_rng(0)
 
@@ -124,13 +125,6 @@ def test_upsample_module_matches_torch():
 
 
 # ---- argument errors -------------------------------------------------------------------------------
-def _run(fn):
-    try:
-        return fn(), None
-    except Exception as e:  # noqa: BLE001 - the kind of error is what is compared
-        return None, e
-
-
 def _same_kind(ours, theirs):
     if isinstance(theirs, TypeError):
         return isinstance(ours, TypeError)
@@ -139,19 +133,8 @@ def _same_kind(ours, theirs):
     return isinstance(ours, (RuntimeError, ValueError)) and not isinstance(ours, NotImplementedError)
 
 
-def _compare(ours_fn, torch_fn):
-    theirs, terr = _run(torch_fn)
-    ours, oerr = _run(ours_fn)
-    if terr is not None:
-        if oerr is None:
-            return f"torch raised {terr!r} but ours gave shape {tuple(ours.shape)}"
-        if not _same_kind(oerr, terr):
-            return f"torch raised {type(terr).__name__}, ours {oerr!r}"
-        return "" if "interpolate" in str(oerr) else f"our error does not name interpolate: {oerr}"
-    if oerr is not None:
-        return f"torch gave shape {tuple(theirs.shape)} but ours raised {oerr!r}"
-    return "" if tuple(ours.shape) == tuple(theirs.shape) else \
-        f"shapes differ: ours {tuple(ours.shape)}, torch {tuple(theirs.shape)}"
+def _compare(ours_fn, torch_fn) -> str:
+    return compare("interpolate", ours_fn, torch_fn, _same_kind)
 
 
 INPUTS = [(2, 3, 5), (1, 2, 4, 5), (3, 5), (0, 2, 5), (2, 0, 5), (1, 1, 0)]
