@@ -16,7 +16,6 @@ and any existing output untouched. The progress bar counts encoder/decoder block
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -124,14 +123,13 @@ def _check_output(path: Path, kind: str) -> None:
 
 
 def _load_config(path):
+    """The model config at ``path`` (None: the default), read and checked before any work."""
+    from ..models.oobleck import pretransform_config
     if path is None:
         return None
     if not path.is_file():
         raise CommandError(f"config not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CommandError(f"{path}: not a JSON config ({e})") from None
+    return pretransform_config(path)
 
 
 def load_model(args):
@@ -240,9 +238,6 @@ def _encode(args) -> None:
 def _load_latents(path: Path, latent_dim: int) -> np.ndarray:
     """Latents (latent_dim, frames) from a .npy file written by 'audiograd encode', read without trusting it."""
     from ..models.npy_file import NpyFileError, read_npy
-    with open(path, "rb") as f:
-        if f.read(6) != b"\x93NUMPY":
-            raise CommandError(f"{path}: not a .npy file (expected latents saved by 'audiograd encode')")
     try:
         z = read_npy(path)
     except NpyFileError as e:
