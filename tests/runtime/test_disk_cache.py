@@ -28,8 +28,14 @@ PROGRAM = textwrap.dedent("""
 
 def run_program(cache_dir: Path, env_extra=None) -> dict:
     env = dict(os.environ, AUDIOGRAD_CACHE_DIR=str(cache_dir), **(env_extra or {}))
-    out = subprocess.run([sys.executable, "-c", PROGRAM], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(run_checked([sys.executable, "-c", PROGRAM], env).strip().splitlines()[-1])
+
+
+def run_checked(argv, env) -> str:
+    """The child's stdout; a failure shows what the child printed to stderr."""
+    out = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, f"exit status {out.returncode}; stderr:\n{out.stderr}"
+    return out.stdout
 
 
 def expected():
@@ -144,12 +150,10 @@ def test_cache_cli_info_and_clear(tmp_path):
     cache = tmp_path / "cache"
     run_program(cache)
     env = dict(os.environ, AUDIOGRAD_CACHE_DIR=str(cache))
-    info = subprocess.run([sys.executable, "-m", "audiograd", "cache", "info"], env=env,
-                          capture_output=True, text=True, check=True).stdout
+    info = run_checked([sys.executable, "-m", "audiograd", "cache", "info"], env)
     n = len(kernel_files(cache, ".so"))
     assert f"kernels: {n}" in info and str(cache) in info
-    out = subprocess.run([sys.executable, "-m", "audiograd", "cache", "clear"], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = run_checked([sys.executable, "-m", "audiograd", "cache", "clear"], env)
     assert f"removed {n} kernels" in out
     assert not kernel_files(cache, ".so")
 
