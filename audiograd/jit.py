@@ -19,9 +19,9 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 
 from .graph import lazy
-from .runtime.buffers import aligned_empty
+from .devices.cpu.buffers import aligned_empty
 from .schedule.memory import ALIGN, plan_arena
-from .schedule.program import Recorder, strided
+from .engine.program import Recorder, strided
 from .tensor import Tensor
 
 
@@ -38,7 +38,7 @@ class CapturedProgram:
                 node = lazy.LazyNode("buffer", (), None, a.dtype, a.shape, buffer=buf, device=a.device)
                 self.placeholders.append((i, buf))
                 call_args[i] = Tensor._from_node(node, requires_grad=a.requires_grad)
-        from .schedule.program import realize
+        from .engine.program import realize
         realize([n for n in lazy.PENDING_ASSIGNS if not n.realized])  # earlier writes are not part of fn
         with Recorder() as rec:
             result = fn(*call_args, **kwargs)
@@ -59,7 +59,7 @@ class CapturedProgram:
         self.runs = self._plan(rec)
         self.graph = None
         if self.runs and all(d == "cuda" for prog, _ in self.runs for d in prog.slot_device):
-            from .runtime.cuda_graph import GraphReplay
+            from .devices.cuda.graph_replay import GraphReplay
             self.graph = GraphReplay(self._launch_all)
         del result, outs, fixed, call_args
 
@@ -113,7 +113,7 @@ class CapturedProgram:
         buf, view, dtype = self.outputs[i]
         if isinstance(buf, np.ndarray):
             return Tensor(np.array(strided(buf, view)), dtype=dtype)
-        from .runtime.cuda import get_device
+        from .devices.cuda.device import get_device
         copy = get_device().strided(buf, view).copy()
         return Tensor._from_node(lazy.device_buffer_node(copy, dtype, "cuda"))
 
@@ -147,7 +147,7 @@ def _address(buf) -> int:
 def _empty(shape, dtype, device: str):
     if device == "cpu":
         return aligned_empty(shape, dtype)
-    from .runtime.cuda import get_device
+    from .devices.cuda.device import get_device
     return get_device().empty(shape, dtype)
 
 
@@ -159,7 +159,7 @@ def _copy_in(buf, t: Tensor) -> None:
         src = t.numpy() if node.is_view or node.base.op == "const" else node.base.buffer.reshape(buf.shape)
         np.copyto(buf, src)
         return
-    from .runtime.cuda import get_device
+    from .devices.cuda.device import get_device
     dev = get_device()
     if node.is_view or node.base.op == "const":
         node = t.contiguous().realize().node

@@ -23,7 +23,7 @@ import json, os, pathlib, time
 import numpy as np
 import audiograd as ag
 ag.config.cache_dir = pathlib.Path(os.environ["AUDIOGRAD_CACHE_DIR"])  # the new empty dir
-from audiograd.runtime.cpu import stats
+from audiograd.devices.cpu.kernels import stats
 shape = {shape!r}
 x_np = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 x = ag.tensor(x_np)

@@ -59,7 +59,7 @@ import numpy as np
 import audiograd as ag
 import audiograd.nn.functional as F
 ag.config.cache_dir = pathlib.Path(os.environ["AUDIOGRAD_CACHE_DIR"])  # the new empty dir
-from audiograd.runtime.cpu import stats
+from audiograd.devices.cpu.kernels import stats
 rng = np.random.default_rng(0)
 x_np = rng.standard_normal({x!r}, dtype=np.float32)
 w_np = (rng.standard_normal({w!r}, dtype=np.float32) / np.float32(np.sqrt({fan_in}))).astype(np.float32)

@@ -210,7 +210,7 @@ STARTUP_CHILD = COMMON_CHILD + r"""
 import numpy as np
 import audiograd as ag
 from audiograd.models.oobleck import OobleckDecoder
-from audiograd.runtime.cpu import stats
+from audiograd.devices.cpu.kernels import stats
 t_import = time.perf_counter()
 assert str(ag.config.cache_dir) == os.environ["AUDIOGRAD_CACHE_DIR"], ag.config.cache_dir
 x = np.load(P["inputs"])[P["key"]]

@@ -4,7 +4,7 @@ The program is 25 steps of ``x = sin(x * w_i + c_i).sum(-1, keepdim=True) / N + 
 (256, 1024) float32 tensor, built lazily and realized once at the end. Each step needs two
 kernels (the row reduction, then the broadcast add that materializes the new ``x``, which the
 next step reads twice), and the distinct constants c_i, d_i make all 50 kernels distinct, so a
-cold start compiles 50 kernels. The script checks this with ``audiograd.runtime.cpu.stats``.
+cold start compiles 50 kernels. The script checks this with ``audiograd.devices.cpu.kernels.stats``.
 
 * cold start: a fresh process with AUDIOGRAD_CACHE_DIR set to a new empty directory;
 * warm start: a second fresh process on the same cache directory; it must compile nothing
@@ -57,7 +57,7 @@ AUDIOGRAD_CHILD = PRELUDE + """
 import os, pathlib
 import numpy as np
 import audiograd as ag
-from audiograd.runtime.cpu import stats
+from audiograd.devices.cpu.kernels import stats
 ag.config.cache_dir = pathlib.Path(os.environ["AUDIOGRAD_CACHE_DIR"])
 t_import = time.perf_counter()
 """ + DATA + """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from audiograd.runtime.cuda import NVRTC_OPTIONS
+from audiograd.devices.cuda.device import NVRTC_OPTIONS
 
 
 def compile_sm90(source: str, name: str = "kernel.cu") -> bytes:

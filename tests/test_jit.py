@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import audiograd as ag
-from audiograd.runtime.cpu import stats
+from audiograd.devices.cpu.kernels import stats
 
 
 def block(x, w):

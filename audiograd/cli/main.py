@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..runtime.compiler import CompileError, CompilerNotFoundError
-from ..runtime.disk_cache import CacheError, DiskCache
+from ..devices.cpu.compiler import CompileError, CompilerNotFoundError
+from ..devices.disk_cache import CacheError, DiskCache
 
 
 EXIT_ERROR = 2

@@ -11,10 +11,10 @@ from typing import Dict, List
 
 from ..dtypes import DType, float32, float64, int64, bool_
 from ..graph.view import View
-from ..schedule.kernel_ast import Const, Kernel, Load, Reduce, walk
+from ..graph.kernel_ir import Const, Kernel, Load, Reduce, walk
 from .loops import Loop, LoopNest, build_loop_nest
 
-PRELUDE = (Path(__file__).with_name("prelude.h")).read_text()
+PRELUDE = (Path(__file__).parent.parent / "devices" / "cpu" / "prelude.h").read_text()
 
 # work (elements) under which a kernel runs on one thread
 PARALLEL_THRESHOLD = 1 << 15

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 from ..graph.view import View
-from ..schedule.kernel_ast import Const, Kernel, Load, walk
+from ..graph.kernel_ir import Const, Kernel, Load, walk
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 ``rfft_frames`` transforms every column of a (..., n_fft, frames) tensor and returns the
 real and imaginary planes stacked as (..., 2, n_fft // 2 + 1, frames), the layout of
-``torch.stft``'s output. It runs the batched FFT kernel of ``codegen.fft_template`` for
+``torch.stft``'s output. It runs the batched FFT kernel of ``devices.cpu.fft_template`` for
 power-of-two lengths; its gradient is that kernel's adjoint, so the contributions of every
 bin to every sample are summed exactly.
 """

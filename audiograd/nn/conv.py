@@ -14,7 +14,7 @@ import math
 from typing import Optional, Sequence, Tuple, Union
 
 from .. import dtypes as dt
-from ..codegen.conv_template import ROW_SLACK
+from ..devices.cpu.conv_template import ROW_SLACK
 from ..graph import lazy
 from ..tensor import pad, stack
 from ..tensor.autograd import Function
@@ -29,7 +29,7 @@ DIRECT_MAX_TERMS = 32
 
 class ConvRows(Function):
     """``y[n, g*O+o, t] = bias + sum_{c,k} A[g,o,c,k] * X[n, g*C+c, offsets[k] + t]`` (t < T):
-    the blocked shifted-row kernel behind 1-D convolutions (``codegen.conv_template``)."""
+    the blocked shifted-row kernel behind 1-D convolutions (``devices.cpu.conv_template``)."""
 
     def forward(self, a, x, *bias, offsets, length):
         x = lazy.contiguous(x)  # the kernel reads a plain buffer; backward reuses the same one

@@ -1,8 +1,8 @@
 """Adam and AdamW with PyTorch's update rules (bias corrections, eps after the square root).
 
 Parameters held in plain float buffers are updated by one fused multi-tensor kernel per group,
-device and dtype: C on the CPU (``codegen.optim_template``), CUDA on the GPU
-(``codegen.optim_cuda``). Any other parameter (a strided view, an empty tensor) is updated by
+device and dtype: C on the CPU (``devices.cpu.adam_template``), CUDA on the GPU
+(``devices.cuda.adam``). Any other parameter (a strided view, an empty tensor) is updated by
 the same rules written as tensor ops. A parameter's state lives on the parameter's device; so
 does the learning rate its kernels read.
 """
@@ -13,9 +13,9 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .. import dtypes as dt
-from ..codegen.optim_template import render_adam
+from ..devices.cpu.adam_template import render_adam
 from ..config import config
-from ..schedule.program import Program
+from ..engine.program import Program
 from ..tensor.tensor import Tensor, realize_all
 from .optimizer import Optimizer
 
@@ -131,7 +131,7 @@ class Adam(Optimizer):
             hyper = dict(beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                          decoupled=self._decoupled, amsgrad=group["amsgrad"], maximize=group["maximize"])
             if device == "cuda":
-                from ..codegen.optim_cuda import fused_adam_launches
+                from ..devices.cuda.adam import fused_adam_launches
                 n_buffers = len(sizes) * (5 + bool(group["amsgrad"])) + 1
                 self._programs[key] = Program.from_cuda_call(f"adam_{ctype}", fused_adam_launches(ctype, sizes, **hyper),
                                                              n_buffers)

@@ -17,8 +17,8 @@ from ..dtypes import bool_
 from ..graph import ops
 from ..graph.lazy import LazyNode, contiguous
 from ..graph.view import View
-from .kernel_ast import Alu, Const, Kernel, Load, Reduce, walk
-from .residual import fold_residual_adds
+from ..graph.kernel_ir import Alu, Const, Kernel, Load, Reduce, walk
+from ..devices.cuda.residual import fold_residual_adds
 
 
 @dataclass
@@ -38,8 +38,8 @@ class MatmulStep:
 
 @dataclass
 class TemplateStep:
-    """A kernel from a hand-written template (see ``codegen.conv_template``) over contiguous
-    inputs; ``source()`` renders its C (on the GPU, ``codegen.cuda_library`` runs the op instead)."""
+    """A kernel from a hand-written template (see ``devices.cpu.conv_template``) over contiguous
+    inputs; ``source()`` renders its C (on the GPU, ``devices.cuda.library`` runs the op instead)."""
     out: LazyNode
     inputs: List[LazyNode]
     name: str
@@ -263,7 +263,7 @@ def _steps_for(node: LazyNode, forced: Set[int]):
 
 
 def _conv_rows_step(node: LazyNode) -> TemplateStep:
-    from ..codegen.conv_template import render_conv
+    from ..devices.cpu.conv_template import render_conv
     from ..config import config
     a, x = node.srcs[:2]
     groups, offsets = node.arg[:2]
@@ -277,7 +277,7 @@ def _conv_rows_step(node: LazyNode) -> TemplateStep:
 
 
 def _fft_step(node: LazyNode) -> TemplateStep:
-    from ..codegen.fft_template import render_fft
+    from ..devices.cpu.fft_template import render_fft
     from ..config import config
     (x,) = node.srcs
     adjoint = node.op == "rfft_adjoint"

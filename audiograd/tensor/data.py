@@ -6,7 +6,7 @@ import numpy as np
 from .. import dtypes as dt
 from ..graph import lazy
 from ..graph.lazy import LazyNode
-from ..runtime.buffers import aligned_empty
+from ..devices.cpu.buffers import aligned_empty
 
 
 def node_from_data(data, dtype) -> LazyNode:

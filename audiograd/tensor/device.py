@@ -29,7 +29,7 @@ def check_device(device) -> Optional[str]:
     if name == "cpu":
         return "cpu"
     if name in ("cuda", "cuda:0"):
-        from ..runtime.cuda import get_device
+        from ..devices.cuda.device import get_device
         get_device()
         return "cuda"
     if name.startswith("cuda:"):
@@ -51,7 +51,7 @@ def is_device_name(target) -> bool:
 
 def host_array(buffer, view: View, shape) -> np.ndarray:
     """A new numpy array of a device buffer read through a contiguous ``view``."""
-    from ..runtime.cuda import get_device
+    from ..devices.cuda.device import get_device
     n = int(np.prod(shape, dtype=np.int64))
     return get_device().to_host(buffer.reshape(-1)[view.offset:view.offset + n]).reshape(shape)
 
@@ -62,7 +62,7 @@ def move_node(node: LazyNode, device: str) -> LazyNode:
     host = Tensor._from_node(node).numpy()
     if device == "cpu":
         return lazy.buffer_node(host, node.dtype)
-    from ..runtime.cuda import get_device
+    from ..devices.cuda.device import get_device
     return lazy.device_buffer_node(get_device().from_host(host), node.dtype, device)
 
 

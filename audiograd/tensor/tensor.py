@@ -10,7 +10,7 @@ from .. import dtypes as dt
 from ..config import config
 from ..graph import lazy
 from ..graph.lazy import LazyNode
-from ..schedule.program import realize
+from ..engine.program import realize
 from . import functions as F
 from .autograd import backward as _backward
 from .data import node_from_data
@@ -134,7 +134,7 @@ class Tensor(MovementMixin, ReductionMixin):
         if view.is_contiguous:
             # a contiguous view may still be a prefix of a larger base (x[0], x[:2], empty slices)
             return base.buffer.reshape(-1)[:self.numel()].reshape(self.shape).copy()
-        from ..schedule.program import strided
+        from ..engine.program import strided
         return np.array(strided(base.buffer, view))
 
     def item(self):

@@ -11,8 +11,9 @@ import pytest
 import soundfile as sf
 
 import audiograd as ag
+from audiograd.devices.cpu.compiler import CompileError
 from audiograd.cli.main import main
-from audiograd.runtime import cpu
+from audiograd.devices.cpu import kernels as cpu
 from oobleck_configs import TINY
 
 pytestmark = pytest.mark.cpu_only  # the C compiler and its kernel cache
@@ -94,7 +95,7 @@ def test_bad_compiler_is_one_line_from_every_command(isolated, capsys, monkeypat
 
 def test_compile_error_from_python_keeps_the_full_output(isolated, monkeypatch):
     monkeypatch.setenv("CC", BAD_COMPILERS["prints garbage and fails"](isolated))
-    with pytest.raises(ag.runtime.compiler.CompileError) as err:
+    with pytest.raises(CompileError) as err:
         (ag.tensor(np.ones(3, np.float32)) * 7).numpy()
     assert "not really a compiler" in err.value.summary
     assert "not really a compiler" in str(err.value) and "command: " in str(err.value)

@@ -11,8 +11,8 @@ import pytest
 
 import audiograd as ag
 from audiograd import dtypes as dt
-from audiograd.codegen import optim_cuda
-from audiograd.codegen.optim_cuda import FusedAdamLaunches, plan_launches, render_adam_cuda
+from audiograd.devices.cuda import adam as optim_cuda
+from audiograd.devices.cuda.adam import FusedAdamLaunches, plan_launches, render_adam_cuda
 from audiograd.graph import lazy
 from audiograd.nn.module import Parameter
 from audiograd.optim import Adam, AdamW, lr_scheduler
@@ -223,7 +223,7 @@ def test_groups_and_mixed_dtypes():
 
 
 def _count_launches(monkeypatch):
-    from audiograd.runtime import cuda
+    from audiograd.devices.cuda import device as cuda
     launches = []
     real = cuda.CudaKernel.__call__
 
@@ -237,7 +237,7 @@ def _count_launches(monkeypatch):
 @gpu
 def test_one_launch_per_dtype_and_no_allocation_after_the_first_step(monkeypatch):
     import cupy as cp
-    from audiograd.runtime import cuda
+    from audiograd.devices.cuda import device as cuda
     ps = _cuda_params(_init(np.float32)) + _cuda_params(_init(np.float64))
     opt = AdamW(ps, lr=1e-3, amsgrad=True)
     sched = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
@@ -279,7 +279,7 @@ def test_pointers_past_the_argument_space_split_into_more_launches(monkeypatch):
 
 def _unaligned(a):
     """A CUDA tensor over a buffer that starts one element past an aligned one."""
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.device import get_device
     cp = get_device().cp
     buf = cp.empty(a.size + 1, a.dtype)[1:].reshape(a.shape)
     buf[...] = cp.asarray(a)
@@ -393,7 +393,7 @@ def test_recorded_step_replays_and_captures_into_a_cuda_graph(monkeypatch):
     """The fused step is a recorded run over fixed device buffers: replaying it, or a CUDA graph
     captured from it, follows the eager trajectory and the LR schedule."""
     import cupy as cp
-    from audiograd.schedule.program import Recorder
+    from audiograd.engine.program import Recorder
     mine, _ = CASES["adamw_amsgrad_maximize"]
     grads = [ag.tensor(a, device="cuda") for a in _init(np.float32, seed=3)]
     ps_e, ps_r = _cuda_params(_init(np.float32)), _cuda_params(_init(np.float32))

@@ -5,8 +5,8 @@ import pytest
 import audiograd as ag
 from audiograd.nn.module import Parameter
 from audiograd.optim import SGD, Adam, AdamW, lr_scheduler
-from audiograd.runtime.buffers import pool
-from audiograd.runtime.cpu import stats
+from audiograd.devices.cpu.buffers import pool
+from audiograd.devices.cpu.kernels import stats
 
 pytestmark = pytest.mark.cpu_only  # the host buffer pool and C kernel counts
 
@@ -112,7 +112,7 @@ def test_jit_replays_allocate_nothing_and_match_eager(name):
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_adam_step_is_one_fused_kernel(name, monkeypatch):
     """Every parameter of a group is updated by a single kernel call per step."""
-    from audiograd.schedule.program import Program
+    from audiograd.engine.program import Program
     ps = [Parameter(ag.tensor(w)) for w in W0]
     opt = OPTS[name](ps)
     for p in ps:

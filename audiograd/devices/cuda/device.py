@@ -16,10 +16,10 @@ from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from ..config import config
-from .compiler import CompileError
-from .cpu import ENTRY_KEY_SYMBOL, Stats
-from .disk_cache import DiskCache, fresh_alias
+from ...config import config
+from ..cpu.compiler import CompileError
+from ..cpu.kernels import ENTRY_KEY_SYMBOL, Stats
+from ..disk_cache import DiskCache, fresh_alias
 
 # bump when generated CUDA code changes meaning without changing its text
 CUDA_CODEGEN_VERSION = "1"
@@ -117,7 +117,7 @@ class CudaDevice:
     def matmul(self, out, a, b) -> None:
         """``out = a @ b`` with cuBLAS (batched and broadcast like numpy), reading strided
         operands in place where it can, at the precision ``config.cuda_matmul_precision`` names."""
-        from . import cuda_blas
+        from . import blas as cuda_blas
         cuda_blas.matmul(out, a, b)
 
     def copy(self, dst, src) -> None:

@@ -2,7 +2,7 @@
 
     out[n, g*O + o, t] = bias[g*O + o] + sum_{c, k} A[g, o, c, k] * X[n, g*C + c, off[k] + t]
 
-The per-tap cuBLAS products (``cuda_conv``) read the input and read and rewrite the whole
+The per-tap cuBLAS products (``conv``) read the input and read and rewrite the whole
 output once per tap; on the decoder's wide, shallow layers (128 channels, 440k steps) that
 traffic is most of the time. Here a block of 256 threads owns a tile of BM output channels by
 BN = 128 steps and walks the input channels BC at a time (8 for wide kernels, up to 32 for one
@@ -255,8 +255,8 @@ class TensorCoreConv:
 
     def __init__(self, n: int, g: int, o: int, c: int, t: int, lrow: int, offsets: Sequence[int], w_offset: int,
                  w_strides: Sequence[int], has_bias: bool, has_addend: bool = False):
-        from ..runtime.cuda import get_device
-        from .cuda_source import Launch
+        from .device import get_device
+        from .renderer import Launch
         if not usable(o, c, t, lrow, offsets):
             raise ValueError(f"conv_rows: no tensor-core kernel for {o}x{c} channels, {t} steps, offsets {offsets}")
         self.dev = get_device()

@@ -9,7 +9,7 @@ import pytest
 
 import audiograd as ag
 import audiograd.nn.functional as F
-from audiograd.codegen.cuda_source import render_cuda
+from audiograd.devices.cuda.renderer import render_cuda
 from audiograd.schedule.fuse import KernelStep, create_schedule
 from nvrtc_check import compile_sm90
 

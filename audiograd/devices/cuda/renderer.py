@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple
 
-from ..dtypes import DType, float32
-from ..schedule.kernel_ast import Kernel, Reduce, walk
-from .c_source import CRenderer, _Block, _acc_dtype, _acc_init, _accumulate, _alu, kernel_name
-from .loops import Loop
+from ...dtypes import DType, float32
+from ...graph.kernel_ir import Kernel, Reduce, walk
+from ...codegen.c_source import CRenderer, _Block, _acc_dtype, _acc_init, _accumulate, _alu, kernel_name
+from ...codegen.loops import Loop
 
-CUDA_PRELUDE = (Path(__file__).with_name("cuda_prelude.cuh")).read_text()
+CUDA_PRELUDE = (Path(__file__).with_name("prelude.cuh")).read_text()
 
 # threads per block
 THREADS = 256

@@ -15,13 +15,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..codegen.c_source import render_c
-from ..codegen.cuda_source import render_cuda
+from ..devices.cuda.renderer import render_cuda
 from ..config import config
 from ..graph.lazy import LazyNode, common_device
 from ..graph.view import View
-from ..runtime.buffers import pool
-from ..runtime.cpu import PointerTable, compiler, pointer_array
-from .fuse import CopyStep, KernelStep, MatmulStep, TemplateStep, create_schedule
+from ..devices.cpu.buffers import pool
+from ..devices.cpu.kernels import PointerTable, compiler, pointer_array
+from ..schedule.fuse import CopyStep, KernelStep, MatmulStep, TemplateStep, create_schedule
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Program:
             elif isinstance(st, TemplateStep):
                 slots = [self._slot(st.out)] + [self._slot(n) for n in st.inputs]
                 if dev == "cuda":
-                    from ..codegen.cuda_library import library_call
+                    from ..devices.cuda.library import library_call
                     self.calls.append(Call("cuda_library", slots, st.name, library_call(st.out, st.inputs)))
                 else:
                     self.calls.append(Call("kernel", slots, st.name))
@@ -190,7 +190,7 @@ class Program:
 
 
 def _cuda():
-    from ..runtime.cuda import get_device
+    from ..devices.cuda.device import get_device
     return get_device()
 
 

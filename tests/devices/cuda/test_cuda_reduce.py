@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import audiograd as ag
-from audiograd.codegen.cuda_source import SPLIT_BLOCKS, THREADS, column_split_factor, render_cuda, split_factor
+from audiograd.devices.cuda.renderer import SPLIT_BLOCKS, THREADS, column_split_factor, render_cuda, split_factor
 from audiograd.schedule.fuse import KernelStep, create_schedule
 from nvrtc_check import compile_sm90
 
@@ -200,7 +200,7 @@ def test_split_reductions_are_deterministic(dtype):
 @gpu
 @pytest.mark.parametrize("shape,axis", [((4, 1 << 22), 1), ((1 << 20, 16), 0)])
 def test_split_reduction_replays_in_a_cuda_graph(shape, axis):
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.device import get_device
     dev = get_device()
     cp = dev.cp
     a = _randn(*shape, seed=9)

@@ -1,7 +1,7 @@
 """Matrix products described for cuBLAS: which strided operands it can read in place, and
 the GEMM calls (pure data) that compute a batched, broadcast ``out = a @ b``.
 
-Nothing here touches a GPU, so the planning is tested on any machine; ``cuda_blas`` issues
+Nothing here touches a GPU, so the planning is tested on any machine; ``blas`` issues
 the calls.
 """
 from __future__ import annotations

@@ -317,7 +317,7 @@ def test_sgd_on_cuda_matches_cpu_and_follows_the_lr(kw):
 
 
 def test_size_classes_bound_the_waste_and_merge_nearby_sizes():
-    from audiograd.runtime.cuda import size_class
+    from audiograd.devices.cuda.device import size_class
     for n in (1 << 20, (1 << 20) + 1, 3 * 2 ** 28 + 5, 1074266112):
         c = size_class(n)
         assert n <= c <= n * 1.0625 + (1 << 16)
@@ -327,9 +327,9 @@ def test_size_classes_bound_the_waste_and_merge_nearby_sizes():
 @gpu
 def test_large_buffers_reuse_pool_blocks_of_their_class():
     import cupy as cp
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.device import get_device
     dev, pool = get_device(), cp.get_default_memory_pool()
-    from audiograd.runtime.cuda import size_class
+    from audiograd.devices.cuda.device import size_class
     a = dev.empty((3, 1000, 1000), np.float32)
     assert a.shape == (3, 1000, 1000) and a.dtype == np.float32 and a.flags.c_contiguous
     a[...] = 1.0
@@ -351,7 +351,7 @@ def test_wrong_cubin_in_a_slot_is_rebuilt_not_run(tmp_path, kind):
     import hashlib
     import json
     import shutil
-    from audiograd.runtime import cuda as rt
+    from audiograd.devices.cuda import device as rt
     dev = rt.get_device()
     saved = ag.config.cache_dir
     ag.config.cache_dir = tmp_path / "cache"

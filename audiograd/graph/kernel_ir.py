@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ..dtypes import DType
-from ..graph.view import View
+from .view import View
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Set
 
-from ..graph.lazy import LazyNode
-from ..graph.view import View
+from ...graph.lazy import LazyNode
+from ...graph.view import View
 
 ADDEND = "addend"
 

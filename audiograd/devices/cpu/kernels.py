@@ -13,9 +13,9 @@ from typing import Dict, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from ..config import config
+from ...config import config
 from .compiler import CompileError, compile_shared, compiler_identity, find_compiler
-from .disk_cache import DiskCache, fresh_alias
+from ..disk_cache import DiskCache, fresh_alias
 
 # bump when generated code changes meaning without changing its text
 CODEGEN_VERSION = "1"

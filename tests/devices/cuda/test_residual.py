@@ -2,14 +2,14 @@
 
 The rewrite is pure graph logic: it is checked here on lazy graphs built on the CPU whose sum
 is marked as living on the GPU (the only place it applies); the GPU results are checked in
-``tests/codegen/test_cuda_conv_tc.py``.
+``tests/devices/cuda/test_cuda_conv_tc.py``.
 """
 
 import numpy as np
 
 import audiograd as ag
 import audiograd.nn.functional as F
-from audiograd.schedule.residual import fold_residual_adds, has_addend
+from audiograd.devices.cuda.residual import fold_residual_adds, has_addend
 from audiograd.schedule.fuse import _collect
 
 

@@ -1,4 +1,4 @@
-"""Batched real FFTs on the GPU with cuFFT, in the layouts of ``codegen.fft_template``.
+"""Batched real FFTs on the GPU with cuFFT, in the layouts of ``devices.cpu.fft_template``.
 
 With N = n_fft, M = N/2 + 1 bins, B batches and F frames (one frame per column):
 
@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from typing import Callable, List, Sequence
 
-from ..dtypes import float32, float64
-from ..graph.lazy import LazyNode
-from .cuda_source import Launch
+from ...dtypes import float32, float64
+from ...graph.lazy import LazyNode
+from .renderer import Launch
 
 # side of the square tiles the transposes walk; TILE_ROWS rows of threads cover a tile
 TILE = 32
@@ -144,7 +144,7 @@ class FFTCall:
     """One batched real FFT (``adjoint``: its transpose) over device buffers ``[out, in]``."""
 
     def __init__(self, adjoint: bool, n_fft: int, batch: int, frames: int, double: bool):
-        from ..runtime.cuda import get_device
+        from .device import get_device
         from cupy.cuda import cufft
         if n_fft < 4 or n_fft & (n_fft - 1):
             raise ValueError(f"cuda fft: n_fft must be a power of two >= 4, got {n_fft}")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import audiograd as ag
-from audiograd.runtime import cpu
-from audiograd.runtime.compiler import CompileError, CompilerNotFoundError
+from audiograd.devices.cpu import kernels as cpu
+from audiograd.devices.cpu.compiler import CompileError, CompilerNotFoundError
 
 pytestmark = pytest.mark.cpu_only  # the C compiler's disk cache
 
@@ -19,7 +19,7 @@ PROGRAM = textwrap.dedent("""
     import json, sys
     import numpy as np
     import audiograd as ag
-    from audiograd.runtime.cpu import stats
+    from audiograd.devices.cpu.kernels import stats
     x = ag.tensor(np.arange(24, dtype=np.float32).reshape(4, 6) / 7)
     y = ((x.sin() * 3).exp().sum(1, keepdim=True) - x).tanh().mean(0)
     print(json.dumps({"values": y.numpy().tolist(), "compiled": stats.compiled, "loaded": stats.loaded}))
@@ -171,7 +171,7 @@ def test_cache_dir_follows_xdg(tmp_path):
 # ---- cache clear deletes only what audiograd wrote --------------------------------------------
 
 from audiograd.cli.main import main as cli_main  # noqa: E402
-from audiograd.runtime.disk_cache import MARKER_NAME, CacheError, DiskCache  # noqa: E402
+from audiograd.devices.disk_cache import MARKER_NAME, CacheError, DiskCache  # noqa: E402
 
 
 def snapshot(root: Path) -> dict:

@@ -16,8 +16,8 @@ import pytest
 
 import audiograd as ag
 import audiograd.nn.functional as F
-from audiograd.codegen import cuda_conv_tc
-from audiograd.codegen.cuda_conv_tc import block_rows, block_steps, conv_tc_source, pipeline_stages, smem_bytes, usable
+from audiograd.devices.cuda import conv_tc as cuda_conv_tc
+from audiograd.devices.cuda.conv_tc import block_rows, block_steps, conv_tc_source, pipeline_stages, smem_bytes, usable
 from tests.nvrtc_check import compile_sm90
 
 gpu = pytest.mark.gpu

@@ -11,14 +11,14 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from ..config import config
+from ...config import config
 
 
 class GraphReplay:
     """Runs ``launch_all`` on a stream of its own, as a CUDA graph from the second call on."""
 
     def __init__(self, launch_all: Callable[[], None]):
-        from .cuda import get_device
+        from .device import get_device
         cp = get_device().cp
         self.launch_all = launch_all
         # a blocking stream: work queued on it is ordered with the default stream's

@@ -14,7 +14,7 @@ unpacking of ``z``.
 """
 from __future__ import annotations
 
-from .c_source import PRELUDE
+from ...codegen.c_source import PRELUDE
 
 TEMPLATE = r"""
 #include <math.h>

@@ -25,7 +25,7 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 
-from .cuda_source import Launch
+from .renderer import Launch
 
 # threads per block
 THREADS = 256
@@ -199,7 +199,7 @@ def fused_adam_launches(ctype: str, sizes: Sequence[int], *, beta1: float, beta2
                         weight_decay: float, decoupled: bool, amsgrad: bool, maximize: bool) -> "FusedAdamLaunches":
     """The compiled fused step over the group's buffers (per tensor: param, grad, exp_avg,
     exp_avg_sq[, max_exp_avg_sq], step; then lr), as one callable over those buffers."""
-    from ..runtime.cuda import get_device
+    from .device import get_device
     dev = get_device()
     per = 5 + bool(amsgrad)
     ranges = plan_launches(len(sizes), per)

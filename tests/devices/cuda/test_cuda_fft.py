@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import audiograd as ag
-from audiograd.codegen.cuda_fft import fft_source
+from audiograd.devices.cuda.fft import fft_source
 from audiograd.dsp import hann_window, irfft_frames, istft, rfft_frames, stft
 from nvrtc_check import compile_sm90
 
@@ -162,8 +162,8 @@ def test_stft_istft_round_trip_on_the_gpu():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fft_call_replays_in_a_cuda_graph(adjoint, dtype):
     """The call allocates nothing when it runs: captured once, it replays on new input values."""
-    from audiograd.codegen.cuda_fft import FFTCall
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.fft import FFTCall
+    from audiograd.devices.cuda.device import get_device
     cp = get_device().cp
     n, batch, frames = 512, 3, 45
     m = n // 2 + 1
@@ -201,8 +201,8 @@ def test_fft_call_replays_in_a_cuda_graph(adjoint, dtype):
 def test_calls_of_one_size_with_other_batch_counts(adjoint):
     """Kernels are cached with their launch: a call for fewer batches of the same transform must
     not launch over the batches of an earlier, larger one (nor write past its output)."""
-    from audiograd.codegen.cuda_fft import FFTCall
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.fft import FFTCall
+    from audiograd.devices.cuda.device import get_device
     cp = get_device().cp
     n, frames = 256, 20
     m = n // 2 + 1

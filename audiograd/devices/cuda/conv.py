@@ -17,12 +17,12 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..config import config
-from ..graph.lazy import LazyNode
-from ..runtime.cuda_blas import run
-from ..schedule.residual import has_addend
-from ..runtime.gemm_plan import INT_MAX, OP_N, Gemm, blas_layout, split_batch
-from .cuda_conv_tc import TensorCoreConv, usable
+from ...config import config
+from ...graph.lazy import LazyNode
+from .blas import run
+from .residual import has_addend
+from .gemm_plan import INT_MAX, OP_N, Gemm, blas_layout, split_batch
+from .conv_tc import TensorCoreConv, usable
 
 # buffer indices of the products: the output, the weight (view base or scratch), the input rows
 OUT, W, X = 0, 1, 2
@@ -62,7 +62,7 @@ class ConvRowsCall:
     cuBLAS products accumulating onto the bias and addend."""
 
     def __init__(self, node: LazyNode):
-        from ..runtime.cuda import get_device
+        from .device import get_device
         self.dev = get_device()
         a, x = node.srcs[:2]
         g, o, c, k = a.shape

@@ -25,7 +25,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..config import config
+from ...config import config
 from .gemm_plan import Gemm, MatmulPlan, plan_matmul
 
 _CUDA_R_32F, _CUDA_R_64F = 0, 1

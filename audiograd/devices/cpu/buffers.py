@@ -19,7 +19,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..config import config
+from ...config import config
 
 # blocks below this size come straight from numpy (its own small-block cache is fast)
 MIN_POOLED = 1 << 16

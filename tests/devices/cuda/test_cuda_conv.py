@@ -14,9 +14,9 @@ import pytest
 
 import audiograd as ag
 import audiograd.nn.functional as F
-from audiograd.codegen.cuda_conv import conv_gemms
-from audiograd.runtime import cuda_blas, gemm_plan
-from audiograd.runtime.gemm_plan import OP_N, OP_T, blas_layout, plan_matmul
+from audiograd.devices.cuda.conv import conv_gemms
+from audiograd.devices.cuda import blas as cuda_blas, gemm_plan
+from audiograd.devices.cuda.gemm_plan import OP_N, OP_T, blas_layout, plan_matmul
 
 gpu = pytest.mark.gpu
 TOL = {"fp32": 1e-5, "tf32": 5e-3, "bf16": 3e-2}
@@ -419,7 +419,7 @@ def _cupy_cases(cp, rng):
 @gpu
 def test_device_matmul_follows_numpy():
     import cupy as cp
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.device import get_device
     dev = get_device()
     for out, a, b in _cupy_cases(cp, np.random.default_rng(7)):
         ref = np.matmul(cp.asnumpy(a).astype(np.float64), cp.asnumpy(b).astype(np.float64))
@@ -436,7 +436,7 @@ def test_device_matmul_follows_numpy():
 @gpu
 def test_device_matmul_through_cupys_wrappers(monkeypatch):
     import cupy as cp
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.device import get_device
     dev = get_device()
     monkeypatch.setattr(cuda_blas._cublas(), "lib", None)
     for out, a, b in _cupy_cases(cp, np.random.default_rng(8))[:5]:
@@ -449,7 +449,7 @@ def test_device_matmul_through_cupys_wrappers(monkeypatch):
 @gpu
 def test_precision_modes_round_as_documented():
     import cupy as cp
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.device import get_device
     dev = get_device()
     rng = np.random.default_rng(9)
     a, b = rng.standard_normal((512, 1024)).astype(np.float32), rng.standard_normal((1024, 384)).astype(np.float32)
@@ -472,9 +472,9 @@ def test_precision_modes_round_as_documented():
 @gpu
 def test_blas_calls_and_conv_rows_capture_into_a_cuda_graph():
     import cupy as cp
-    from audiograd.codegen.cuda_conv import conv_rows_call
+    from audiograd.devices.cuda.conv import conv_rows_call
     from audiograd.nn.conv import ConvRows
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.device import get_device
     dev = get_device()
     rng = np.random.default_rng(10)
     a = cp.asarray(rng.standard_normal((3, 40, 24)).astype(np.float32))
@@ -511,7 +511,7 @@ def test_blas_calls_and_conv_rows_capture_into_a_cuda_graph():
 @gpu
 def test_matmul_that_needs_a_copy_refuses_to_be_captured():
     import cupy as cp
-    from audiograd.runtime.cuda import get_device
+    from audiograd.devices.cuda.device import get_device
     dev = get_device()
     a = cp.asarray(np.random.default_rng(11).standard_normal((6, 5)).astype(np.float32))[::-1]
     b, out = cp.ones((5, 4), np.float32), cp.empty((6, 4), np.float32)
