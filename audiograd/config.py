@@ -37,8 +37,8 @@ class Config:
     # counts in the resident size)
     buffer_pool_bytes: int = 256 << 20
     # where tensors made from data (and values made of constants alone) live when no device
-    # is named: "cpu" or "cuda"; set it with audiograd.set_default_device
-    default_device: str = "cpu"
+    # is named (None: the host); set it with audiograd.set_default_device
+    default_device: Optional[str] = None
     # GPU contractions (matmul, convolution): "fp32" exact (the default); "tf32" runs them on
     # tensor cores with fp32 inputs, outputs and accumulation, the inputs rounded to 10-bit
     # mantissas (relative error about 1e-3 per product); "bf16" asks cuBLAS for its bf16 fast

@@ -19,9 +19,8 @@ from typing import Callable, Dict, List, Tuple
 import numpy as np
 
 from .graph import lazy
-from .devices.cpu.buffers import aligned_empty
 from .schedule.memory import ALIGN, plan_arena
-from .engine.program import Recorder, strided
+from .engine.program import Recorder
 from .tensor import Tensor
 
 
@@ -33,9 +32,9 @@ class CapturedProgram:
         call_args = list(args)
         for i, a in enumerate(args):
             if isinstance(a, Tensor):
-                buf = _empty(a.shape, a.dtype.np, a.device)
+                buf = a.device.empty(a.shape, a.dtype.np)
                 _copy_in(buf, a)
-                node = lazy.LazyNode("buffer", (), None, a.dtype, a.shape, buffer=buf, device=a.device)
+                node = lazy.buffer_node(buf, a.dtype, a.device)
                 self.placeholders.append((i, buf))
                 call_args[i] = Tensor._from_node(node, requires_grad=a.requires_grad)
         from .engine.program import realize
@@ -53,25 +52,26 @@ class CapturedProgram:
                     node = lazy.contiguous(node)
                 fixed.append(node)
             realize(fixed + [n for n in lazy.PENDING_ASSIGNS if not n.realized])
-        self.outputs = [(n.base.buffer, n.base_view()[1], n.dtype) for n in fixed]
+        self.outputs = [(n.base.buffer, n.base_view()[1], n.dtype, n.base.device) for n in fixed]
         first_results = [self._output(i) for i in range(len(fixed))]
         self.first_results = first_results
         self.runs = self._plan(rec)
-        self.graph = None
-        if self.runs and all(d == "cuda" for prog, _ in self.runs for d in prog.slot_device):
-            from .devices.cuda.graph_replay import GraphReplay
-            self.graph = GraphReplay(self._launch_all)
+        devices = {d for prog, _ in self.runs for d in prog.slot_device}
+        # a device with a graph facility replays all launches at once (when they all run there)
+        self.graph = devices.pop().graph_replay(self._launch_all) if len(devices) == 1 else None
         del result, outs, fixed, call_args
 
     def _plan(self, rec: Recorder):
         """Move dead intermediate buffers into one arena, reused by lifetime."""
-        keep = {id(buf) for _, buf in self.placeholders} | {id(b) for b, _, _ in self.outputs}
+        keep = {id(buf) for _, buf in self.placeholders} | {id(b) for b, _, _, _ in self.outputs}
         alive_refs: Dict[int, list] = {}
         spans: Dict[int, list] = {}
         arrays: Dict[int, np.ndarray] = {}
+        device_of: Dict[int, object] = {}
         for step, (prog, bufs) in enumerate(rec.runs):
-            for node, buf in zip(prog.nodes, bufs):
+            for buf, device in zip(bufs, prog.slot_device):
                 arrays[id(buf)] = buf
+                device_of[id(buf)] = device
             for node in prog.members.values():
                 alive_refs.setdefault(id(bufs[prog.slot[node.id]]), []).append(weakref.ref(node))
             for ci, call in enumerate(prog.calls):
@@ -93,13 +93,11 @@ class CapturedProgram:
             buf = arrays[key]
             movable[key] = (buf.nbytes, order[tuple(spans[key][0])], order[tuple(spans[key][1])])
         remap, self.arena_bytes, self.arenas = {}, 0, []
-        for device in ("cpu", "cuda"):  # one arena per device
-            here = {k: v for k, v in movable.items() if _device_of(arrays[k]) == device}
-            if not here:
-                continue
+        for device in {device_of[k] for k in movable}:  # one arena per device
+            here = {k: v for k, v in movable.items() if device_of[k] is device}
             offsets, size = plan_arena(here)
-            arena = _empty((size + ALIGN,), np.uint8, device)
-            base = -_address(arena) % ALIGN
+            arena = device.empty((size + ALIGN,), np.uint8)
+            base = -device.address(arena) % ALIGN
             for key, off in offsets.items():
                 buf = arrays[key]
                 start = base + off
@@ -110,16 +108,14 @@ class CapturedProgram:
         return [(prog, [remap.get(id(b), b) for b in bufs]) for prog, bufs in rec.runs]
 
     def _output(self, i: int) -> Tensor:
-        buf, view, dtype = self.outputs[i]
-        if isinstance(buf, np.ndarray):
-            return Tensor(np.array(strided(buf, view)), dtype=dtype)
-        from .devices.cuda.device import get_device
-        copy = get_device().strided(buf, view).copy()
-        return Tensor._from_node(lazy.device_buffer_node(copy, dtype, "cuda"))
+        buf, view, dtype, device = self.outputs[i]
+        out = device.empty(view.shape, dtype.np)
+        device.copy(out, device.strided(buf, view))
+        return Tensor._from_node(lazy.buffer_node(out, dtype, device))
 
     def _launch_all(self) -> None:
         for prog, bufs in self.runs:
-            prog.run(bufs, cache_pointers=True)
+            prog.run(bufs, bind=True)
 
     def replay(self, args: tuple):
         if self.graph is None:
@@ -136,35 +132,12 @@ class CapturedProgram:
         return outs[0] if self.single else tuple(outs)
 
 
-def _device_of(buf) -> str:
-    return "cpu" if isinstance(buf, np.ndarray) else "cuda"
-
-
-def _address(buf) -> int:
-    return buf.ctypes.data if isinstance(buf, np.ndarray) else buf.data.ptr
-
-
-def _empty(shape, dtype, device: str):
-    if device == "cpu":
-        return aligned_empty(shape, dtype)
-    from .devices.cuda.device import get_device
-    return get_device().empty(shape, dtype)
-
-
 def _copy_in(buf, t: Tensor) -> None:
-    """Copy the (realized) tensor ``t`` into the placeholder buffer ``buf`` on its device."""
-    t.realize()
-    node = t.node
-    if isinstance(buf, np.ndarray):
-        src = t.numpy() if node.is_view or node.base.op == "const" else node.base.buffer.reshape(buf.shape)
-        np.copyto(buf, src)
-        return
-    from .devices.cuda.device import get_device
-    dev = get_device()
+    """Copy the tensor ``t`` into the placeholder buffer ``buf`` (the signature puts both on one device)."""
+    node = t.realize().node
     if node.is_view or node.base.op == "const":
         node = t.contiguous().realize().node
-    src = node.base.buffer
-    dev.copy(buf, (dev.from_host(src) if isinstance(src, np.ndarray) else src).reshape(buf.shape))
+    node.base.device.copy(buf, node.base.buffer.reshape(buf.shape))
 
 
 class JitFunction:

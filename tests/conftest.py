@@ -15,26 +15,27 @@ if "AUDIOGRAD_CACHE_DIR" not in os.environ:
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", help="run tests marked slow")
     parser.addoption("--gpu", action="store_true", help="run tests marked gpu (needs an NVIDIA GPU)")
-    parser.addoption("--device", default="cpu", choices=("cpu", "cuda"),
-                     help="where tensors made from data live: --device cuda runs the whole suite on the GPU "
-                          "(implies --gpu; tests of CPU internals, marked cpu_only, are skipped)")
+    parser.addoption("--device", default="cpu",
+                     help="where tensors made from data live (a device name): --device cuda runs the whole "
+                          "suite on the GPU (implies --gpu), --device interp on the numpy interpreter; tests of "
+                          "CPU internals, marked cpu_only, are skipped on any other device")
     parser.addoption("--fuzz-cases", type=int, default=None, metavar="N",
                      help="mutated weight files per format in tests/models/test_checkpoint_fuzz.py "
                           "(default: a bounded CI run)")
 
 
 def pytest_configure(config):
-    if config.getoption("--device") == "cuda":
+    if config.getoption("--device") != "cpu":
         import audiograd
-        audiograd.set_default_device("cuda")
+        audiograd.set_default_device(config.getoption("--device"))
 
 
 def pytest_collection_modifyitems(config, items):
-    on_gpu = config.getoption("--device") == "cuda"
-    if on_gpu:
+    device = config.getoption("--device")
+    if device.split(":")[0] == "cuda":
         config.option.gpu = True
     for item in items:
-        if on_gpu and "cpu_only" in item.keywords:
+        if device != "cpu" and "cpu_only" in item.keywords:
             item.add_marker(pytest.mark.skip(reason="tests CPU internals (C kernels, host buffers)"))
         if "slow" in item.keywords and not config.getoption("--runslow"):
             item.add_marker(pytest.mark.skip(reason="slow: run with --runslow"))

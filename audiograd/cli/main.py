@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..devices.cpu.compiler import CompileError, CompilerNotFoundError
+from ..devices.errors import CompileError, CompilerNotFoundError
 from ..devices.disk_cache import CacheError, DiskCache
 
 

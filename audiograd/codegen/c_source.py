@@ -6,7 +6,6 @@ index code and differ only in how loops, function headers and math names are spe
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Dict, List
 
 from ..dtypes import DType, float32, float64, int64, bool_
@@ -14,7 +13,6 @@ from ..graph.view import View
 from ..graph.kernel_ir import Const, Kernel, Load, Reduce, walk
 from .loops import Loop, LoopNest, build_loop_nest
 
-PRELUDE = (Path(__file__).parent.parent / "devices" / "cpu" / "prelude.h").read_text()
 
 # work (elements) under which a kernel runs on one thread
 PARALLEL_THRESHOLD = 1 << 15
@@ -211,7 +209,7 @@ class CRenderer:
         else:
             par_loops = out_loops
 
-        lines = [PRELUDE]
+        lines = []
         if reduce is not None and reduce.op == "max":
             acc_t = _acc_dtype(reduce)
             lines.append(f"#pragma omp declare reduction(agmax: {acc_t.ctype}: omp_out = AG_MAX(omp_out, omp_in)) "
@@ -385,6 +383,7 @@ def kernel_name(k: Kernel) -> str:
 
 
 def render_c(k: Kernel, nthreads: int) -> (str, str):
-    """Return (function name, C source) for a kernel."""
+    """Return (function name, C source) for a kernel; the source expects the CPU prelude's
+    helpers (AG_MAX, vector math declarations) to be defined before it."""
     name = kernel_name(k)
     return name, CRenderer(k, nthreads).render(name)

@@ -46,6 +46,23 @@ class CacheError(RuntimeError):
     """The kernel cache folder cannot be used (not a directory, not writable, not audiograd's)."""
 
 
+# every kernel library exports its cache key under this name; loaders check it before use
+ENTRY_KEY_SYMBOL = "audiograd_entry_key"
+
+
+class CacheStats:
+    """Counters for tests and debugging: compiles run, kernels loaded from disk, memory hits,
+    disk entries rejected."""
+
+    def __init__(self):
+        self.compiled = self.loaded = self.memory_hits = 0
+        self.rejected = 0  # entries found on disk but not the kernel their key names (rebuilt)
+
+    def __repr__(self):
+        return (f"CacheStats(compiled={self.compiled}, loaded={self.loaded}, memory_hits={self.memory_hits}, "
+                f"rejected={self.rejected})")
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

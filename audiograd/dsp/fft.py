@@ -9,6 +9,7 @@ bin to every sample are summed exactly.
 from __future__ import annotations
 
 from ..graph import lazy
+from ..graph.library_ops import RFFT, RFFT_ADJOINT
 from ..tensor.autograd import Function
 from ..tensor.tensor import Tensor
 
@@ -20,9 +21,8 @@ def fft_supported(n_fft: int) -> bool:
 
 class _RFFT(Function):
     def forward(self, x):
-        n, frames = x.shape[-2:]
-        self.n = n
-        return lazy.library("rfft", (lazy.contiguous(x),), x.shape[:-2] + (2, n // 2 + 1, frames), x.dtype, n)
+        self.n = n = x.shape[-2]
+        return lazy.library(RFFT, (lazy.contiguous(x),), x.dtype, n)
 
     def backward(self, g):
         return (_RFFTAdjoint.apply(g, n=self.n),)
@@ -31,7 +31,7 @@ class _RFFT(Function):
 class _RFFTAdjoint(Function):
     def forward(self, g, n):
         self.n = n
-        return lazy.library("rfft_adjoint", (lazy.contiguous(g),), g.shape[:-3] + (n, g.shape[-1]), g.dtype, n)
+        return lazy.library(RFFT_ADJOINT, (lazy.contiguous(g),), g.dtype, n)
 
     def backward(self, grad):
         return (_RFFT.apply(grad),)

@@ -12,10 +12,9 @@ import math
 import weakref
 from typing import Optional, Tuple
 
-import numpy as np
-
 from ..dtypes import DType, bool_
 from . import ops
+from .library_ops import LibraryOp
 from .view import View
 
 _ids = itertools.count()
@@ -28,13 +27,13 @@ class LazyNode:
                  "__weakref__")
 
     def __init__(self, op: str, srcs: Tuple["LazyNode", ...], arg, dtype: DType, shape,
-                 buffer: Optional[np.ndarray] = None, view: Optional[View] = None, history=(),
+                 buffer=None, view: Optional[View] = None, history=(),
                  device: Optional[str] = None):
         self.op, self.srcs, self.arg, self.dtype, self.shape = op, tuple(srcs), arg, dtype, tuple(shape)
         self.buffer, self.view, self.history = buffer, view, history
-        # "cpu", "cuda", or None for values made of constants alone (they follow their users)
-        self.device = device if device is not None else \
-            common_device(self.srcs) if self.srcs else buffer_device(buffer)
+        # a Device object (see devices/), or None for values made of constants alone (they
+        # follow their users); a buffer node is always told its device
+        self.device = device if device is not None or not self.srcs else common_device(self.srcs)
         self.id = next(_ids)
 
     def __repr__(self) -> str:
@@ -64,36 +63,23 @@ class LazyNode:
         return self, View.contiguous(self.shape), ()
 
 
-def buffer_device(buffer) -> Optional[str]:
-    """The device of a realized buffer: numpy arrays are "cpu", anything else (CuPy) "cuda"."""
-    if buffer is None:
-        return None
-    return "cpu" if isinstance(buffer, np.ndarray) else "cuda"
-
-
 def common_device(nodes) -> Optional[str]:
     """The one device the nodes live on (None when all are device-free constants); a clear
     RuntimeError when they live on different devices."""
     dev = None
     for n in nodes:
         d = n.device
-        if d is not None and d != dev:
+        if d is not None and d is not dev:
             if dev is not None:
                 raise RuntimeError(f"expected all tensors to be on the same device, but found at least two "
-                                   f"devices, {dev!r} and {d!r}: move them with .to(device) first")
+                                   f"devices, {str(dev)!r} and {str(d)!r}: move them with .to(device) first")
             dev = d
     return dev
 
 
 # ---- constructors ---------------------------------------------------------------------------
-def buffer_node(array: np.ndarray, dtype: DType) -> LazyNode:
-    # ascontiguousarray turns a 0-d array into shape (1,): keep the caller's shape
-    arr = np.ascontiguousarray(array, dtype=dtype.np).reshape(np.shape(array))
-    return LazyNode("buffer", (), None, dtype, arr.shape, buffer=arr, device="cpu")
-
-
-def device_buffer_node(array, dtype: DType, device: str) -> LazyNode:
-    """A realized node over an existing contiguous device array (a CuPy array for "cuda")."""
+def buffer_node(array, dtype: DType, device) -> LazyNode:
+    """A realized node over an existing contiguous buffer of ``device``."""
     return LazyNode("buffer", (), None, dtype, tuple(array.shape), buffer=array, device=device)
 
 
@@ -122,8 +108,14 @@ def reduce(op: str, src: LazyNode, axes: Tuple[int, ...], dtype: Optional[DType]
     return LazyNode(op, (src,), tuple(sorted(axes)), dtype or src.dtype, shape)
 
 
-def library(op: str, srcs, shape, dtype: DType, arg=None) -> LazyNode:
-    return LazyNode(op, tuple(srcs), arg, dtype, shape)
+def library(op: LibraryOp, srcs, dtype: DType, arg=None) -> LazyNode:
+    """A node computed by the declared library op ``op`` (its shape from the op's rule)."""
+    return LazyNode(op.name, tuple(srcs), arg, dtype, op.shape(tuple(s.shape for s in srcs), arg))
+
+
+def cumsum(src: LazyNode, axis: int) -> LazyNode:
+    """The running sum of ``src`` along ``axis`` (a scan kernel)."""
+    return LazyNode("cumsum", (src,), axis, src.dtype, src.shape)
 
 
 def contiguous(node: LazyNode, copy: bool = False) -> LazyNode:

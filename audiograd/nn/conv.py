@@ -13,9 +13,8 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence, Tuple, Union
 
-from .. import dtypes as dt
-from ..devices.cpu.conv_template import ROW_SLACK
 from ..graph import lazy
+from ..graph.library_ops import CONV_ROWS, ROW_SLACK
 from ..tensor import pad, stack
 from ..tensor.autograd import Function
 from ..tensor.checks import check_numel, int_arg, int_tuple, non_negative, positive
@@ -34,8 +33,7 @@ class ConvRows(Function):
     def forward(self, a, x, *bias, offsets, length):
         x = lazy.contiguous(x)  # the kernel reads a plain buffer; backward reuses the same one
         self.a, self.x, self.offsets, self.length = a, x, offsets, length
-        g, o, c, k = a.shape
-        return lazy.library("conv_rows", (a, x, *bias), (x.shape[0], g * o, length), a.dtype, (g, tuple(offsets)))
+        return lazy.library(CONV_ROWS, (a, x, *bias), a.dtype, (a.shape[0], tuple(offsets), length))
 
     def backward(self, grad):
         a, x = Tensor._from_node(self.a), Tensor._from_node(self.x)
@@ -67,9 +65,9 @@ def _slack(length: int) -> int:
 
 
 def _rows_kernel(x: Tensor) -> bool:
-    """Whether 1-D convolutions of ``x`` run on the shifted-row kernel: the blocked C kernel
-    (float32) on the CPU, one cuBLAS product per tap on the GPU (float32 and float64)."""
-    return x.dtype is dt.float32 or (x.device == "cuda" and x.dtype is dt.float64)
+    """Whether 1-D convolutions of ``x`` run on the shifted-row library op in its device (the
+    blocked C kernel in float32 on the CPU; cuBLAS or tensor cores in float32 and float64 on the GPU)."""
+    return x.dtype in x.device.conv_rows_dtypes
 
 
 def _conv1d_rows(xp: Tensor, weight: Tensor, bias, stride: int, dilation: int, groups: int) -> Tensor:

@@ -7,6 +7,8 @@ from typing import Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from .. import dtypes as dt
+from ..devices.device import Device
+from ..devices.registry import gpu, host
 from ..tensor.device import check_device
 from ..tensor.tensor import Tensor, realize_all
 
@@ -207,7 +209,7 @@ class Module:
         """Move to a device (``to("cuda")``), cast floating parameters and buffers
         (``to(audiograd.float64)``), or both. Parameters keep their identity, as in PyTorch:
         an optimizer built before the move still updates them; their gradients move too."""
-        if isinstance(target, str) and target not in dt._BY_NAME:
+        if isinstance(target, Device) or (isinstance(target, str) and target not in dt._BY_NAME):
             device, target = target, None
         d = target if target is not None else dtype
         d = dt.to_dtype(d) if d is not None else None
@@ -219,7 +221,7 @@ class Module:
                     if t is None:
                         continue
                     cast = d if d is not None and t.dtype.is_float and t.dtype is not d else None
-                    move = device if device is not None and t.device != device else None
+                    move = device if device is not None and t.device is not device else None
                     if cast is None and move is None:
                         continue
                     new = t.detach().to(cast or t.dtype, device=move).realize()
@@ -231,13 +233,13 @@ class Module:
                         store[n] = new
         return self
 
-    def cuda(self) -> "Module":
-        """Move every parameter and buffer to the GPU."""
-        return self.to("cuda")
+    def cuda(self, device: Optional[int] = None) -> "Module":
+        """Move every parameter and buffer to the GPU of that number."""
+        return self.to(gpu(device))
 
     def cpu(self) -> "Module":
         """Move every parameter and buffer to the CPU."""
-        return self.to("cpu")
+        return self.to(host())
 
     def float(self) -> "Module":
         return self.to(dt.float32)

@@ -1,9 +1,9 @@
 """Adam and AdamW with PyTorch's update rules (bias corrections, eps after the square root).
 
 Parameters held in plain float buffers are updated by one fused multi-tensor kernel per group,
-device and dtype: C on the CPU (``devices.cpu.adam_template``), CUDA on the GPU
-(``devices.cuda.adam``). Any other parameter (a strided view, an empty tensor) is updated by
-the same rules written as tensor ops. A parameter's state lives on the parameter's device; so
+device and dtype, where the device has one (``Device.fused_adam``: C on the CPU, CUDA on the
+GPU). Any other parameter (a strided view, an empty tensor, a device without the fused step)
+is updated by the same rules written as tensor ops. A parameter's state lives on the parameter's device; so
 does the learning rate its kernels read.
 """
 from __future__ import annotations
@@ -13,20 +13,18 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .. import dtypes as dt
-from ..devices.cpu.adam_template import render_adam
-from ..config import config
 from ..engine.program import Program
 from ..tensor.tensor import Tensor, realize_all
 from .optimizer import Optimizer
 
 
 def _plain_buffer(t: Tensor):
-    """``t``'s own C-contiguous buffer (numpy or CuPy), if its values are exactly that buffer."""
+    """``t``'s own C-contiguous buffer, if its values are exactly that buffer."""
     buf = t.node.buffer
     if buf is None:
         t.realize()
         buf = t.node.buffer  # still None for a view
-    if buf is None or (not isinstance(buf, np.ndarray) and t.device != "cuda"):
+    if buf is None:
         return None
     return buf if buf.flags.c_contiguous and tuple(buf.shape) == tuple(t.shape) else None
 
@@ -91,14 +89,14 @@ class Adam(Optimizer):
                 prog.record_and_run(bufs)
             return []
         self._replays.pop(id(group), None)
-        lrs = {"cpu": lr}
+        lrs = {}
         fused: Dict[tuple, list] = {}
         outs: List[Tensor] = []
         for p in params:
             if p.device not in lrs:
                 lrs[p.device] = self._lr_for(lr, p.device)
             pbuf = _plain_buffer(p) if p.dtype in (dt.float32, dt.float64) and p.numel() else None
-            if pbuf is None or p.grad.device != p.device:
+            if pbuf is None or p.grad.device is not p.device or not p.device.has_fused_adam:
                 outs.extend(self._update(p, p.grad.detach(), group, lrs[p.device]))
                 continue
             g = p.grad.detach()
@@ -122,7 +120,7 @@ class Adam(Optimizer):
             self._replays[id(group)] = (key, runs)
         return outs
 
-    def _fused_program(self, group: Dict[str, Any], device: str, ctype: str, sizes: tuple) -> Program:
+    def _fused_program(self, group: Dict[str, Any], device, ctype: str, sizes: tuple) -> Program:
         """The compiled fused step for this group's hyperparameters, device and tensor sizes (cached)."""
         beta1, beta2 = group["betas"]
         key = (device, ctype, sizes, float(beta1), float(beta2), float(group["eps"]), float(group["weight_decay"]),
@@ -130,15 +128,9 @@ class Adam(Optimizer):
         if key not in self._programs:
             hyper = dict(beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                          decoupled=self._decoupled, amsgrad=group["amsgrad"], maximize=group["maximize"])
-            if device == "cuda":
-                from ..devices.cuda.adam import fused_adam_launches
-                n_buffers = len(sizes) * (5 + bool(group["amsgrad"])) + 1
-                self._programs[key] = Program.from_cuda_call(f"adam_{ctype}", fused_adam_launches(ctype, sizes, **hyper),
-                                                             n_buffers)
-            else:
-                name = f"adam_step_{ctype}_{len(sizes)}"
-                source = render_adam(name, ctype, sizes, nthreads=config.num_threads, **hyper)
-                self._programs[key] = Program.from_kernel(name, source, len(sizes) * (5 + bool(group["amsgrad"])) + 1)
+            launch = device.fused_adam(ctype, sizes, **hyper)
+            n_buffers = len(sizes) * (5 + bool(group["amsgrad"])) + 1
+            self._programs[key] = Program.of_launch(device, launch, n_buffers)
         return self._programs[key]
 
     def _update(self, p: Tensor, grad: Tensor, group: Dict[str, Any], lr: Tensor) -> List[Tensor]:

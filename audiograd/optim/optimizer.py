@@ -15,12 +15,13 @@ from typing import Any, Dict, Iterable, List
 import numpy as np
 
 from .. import dtypes as dt
+from ..devices.registry import host
 from ..tensor.tensor import Tensor, realize_all
 
 
-def scalar_tensor(value: float, device: str = "cpu") -> Tensor:
-    """A realized 0-d float64 tensor holding ``value`` on ``device`` (a host one's buffer can be
-    overwritten in place)."""
+def scalar_tensor(value: float, device=None) -> Tensor:
+    """A realized 0-d float64 tensor holding ``value`` on ``device`` (default: the host, whose
+    buffer can be overwritten in place)."""
     return Tensor(np.array(value, np.float64), dtype=dt.float64, device=device).realize()
 
 
@@ -34,7 +35,7 @@ def as_numpy(v) -> np.ndarray:
     """A numpy copy of a Tensor, numpy array, torch tensor or number."""
     if isinstance(v, Tensor):
         return v.numpy()
-    if hasattr(v, "detach") and hasattr(v, "cpu"):  # a torch tensor
+    if type(v).__module__.split(".")[0] == "torch":
         v = v.detach().cpu().numpy()
     return np.array(v)
 
@@ -47,8 +48,8 @@ class Optimizer:
         self.state: Dict[Tensor, Dict[str, Any]] = {}
         self.param_groups: List[Dict[str, Any]] = []
         self._lr: List[Tensor] = []          # per group: lr as a float64 scalar tensor
-        self._lr_cuda: Dict[int, Tensor] = {}         # per group index: lr as a float64 CUDA scalar
-        self._lr_cuda_value: Dict[int, float] = {}    # the value last written there
+        self._lr_on: Dict[tuple, Tensor] = {}     # (group index, device): lr as a scalar there
+        self._lr_on_value: Dict[tuple, float] = {}  # the value last written there
         params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
@@ -73,29 +74,29 @@ class Optimizer:
         for k, v in self.defaults.items():
             group.setdefault(k, v)
         self.param_groups.append(group)
-        self._lr.append(scalar_tensor(group["lr"]))
+        self._lr.append(scalar_tensor(group["lr"], host()))
 
     def _sync_hyper(self) -> None:
         """Copy each group's ``lr`` into the scalar tensors that the kernels read."""
         for g, t in zip(self.param_groups, self._lr):
             write_scalar(t, float(g["lr"]))
-        for gi, t in self._lr_cuda.items():
+        for (gi, device), t in self._lr_on.items():
             value = float(self.param_groups[gi]["lr"])
-            if self._lr_cuda_value[gi] != value:  # a fill on the stream: queued steps keep their rate
-                t.node.base.buffer.fill(value)
-                self._lr_cuda_value[gi] = value
+            if self._lr_on_value[gi, device] != value:  # ordered with queued work: queued steps keep their rate
+                device.fill(t.node.base.buffer, value)
+                self._lr_on_value[gi, device] = value
 
-    def _lr_for(self, lr: Tensor, device: str) -> Tensor:
-        """The group learning-rate scalar ``lr`` as read by kernels on ``device`` (the GPU copy
-        is made on first use and refreshed by ``_sync_hyper``)."""
-        if device == "cpu":
+    def _lr_for(self, lr: Tensor, device) -> Tensor:
+        """The group learning-rate scalar ``lr`` as read by kernels on ``device`` (a copy on
+        another device is made on first use and refreshed by ``_sync_hyper``)."""
+        if device is lr.device:
             return lr
         gi = next(i for i, t in enumerate(self._lr) if t is lr)
-        t = self._lr_cuda.get(gi)
+        t = self._lr_on.get((gi, device))
         if t is None:
             value = float(self.param_groups[gi]["lr"])
-            t = self._lr_cuda[gi] = scalar_tensor(value, device)
-            self._lr_cuda_value[gi] = value
+            t = self._lr_on[gi, device] = scalar_tensor(value, device)
+            self._lr_on_value[gi, device] = value
         return t
 
     def zero_grad(self, set_to_none: bool = True) -> None:

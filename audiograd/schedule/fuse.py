@@ -9,16 +9,14 @@ Rules (see docs/architecture.md):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Set
+from typing import Callable, Dict, List, Optional, Sequence, Set
 
 from ..dtypes import bool_
-from ..graph import ops
+from ..graph import library_ops, ops
 from ..graph.lazy import LazyNode, contiguous
 from ..graph.view import View
 from ..graph.kernel_ir import Alu, Const, Kernel, Load, Reduce, walk
-from ..devices.cuda.residual import fold_residual_adds
 
 
 @dataclass
@@ -35,15 +33,18 @@ class MatmulStep:
     a: LazyNode   # views of realized bases
     b: LazyNode
 
+    @property
+    def inputs(self) -> List[LazyNode]:
+        return [self.a.base, self.b.base]
+
 
 @dataclass
-class TemplateStep:
-    """A kernel from a hand-written template (see ``devices.cpu.conv_template``) over contiguous
-    inputs; ``source()`` renders its C (on the GPU, ``devices.cuda.library`` runs the op instead)."""
+class LibraryStep:
+    """Compute ``out`` with its device's implementation of a declared library op
+    (``graph.library_ops``) reading ``inputs`` (contiguous buffers; a CONV_ROWS weight is
+    passed as its base and read through its view)."""
     out: LazyNode
     inputs: List[LazyNode]
-    name: str
-    source: Callable[[], str]
 
 
 @dataclass
@@ -51,6 +52,10 @@ class CopyStep:
     """Copy the buffer of ``src`` into ``out``'s (used when an assign reads its own target)."""
     out: LazyNode
     src: LazyNode
+
+    @property
+    def inputs(self) -> List[LazyNode]:
+        return [self.src]
 
 
 class _Restart(Exception):
@@ -194,30 +199,30 @@ def _safe_inplace(step: KernelStep, target: LazyNode) -> bool:
 
 
 def _prepare_library_inputs(g: _Graph) -> bool:
-    """BLAS reads strided buffers, so masked views (padding) and constants get a copy kernel
-    first; templates read contiguous buffers, so any view does."""
+    """Copy the sources of library ops into plain buffers where the op's declaration asks for it
+    (BLAS reads strided views but no padding; templates read contiguous buffers)."""
     changed = False
     for node in g.nodes.values():
-        if node.realized or node.op not in ("matmul", "conv_rows", "rfft", "rfft_adjoint"):
+        op = library_ops.BY_NAME.get(node.op)
+        if node.realized or op is None:
             continue
-        if node.op == "matmul":
-            needs_copy = lambda s: (s.is_view and s.view.mask is not None) or s.base.op == "const"
-        elif node.op in ("rfft", "rfft_adjoint"):
-            needs_copy = lambda s: s.is_view or s.base.op == "const"
-        else:  # the weight (first) may be any unmasked view; the rest must be plain buffers
-            needs_copy = lambda s: (s.is_view and (s is not node.srcs[0] or s.view.mask is not None)) \
-                or s.base.op == "const"
-        srcs = tuple(contiguous(s, copy=True) if needs_copy(s) else s for s in node.srcs)
+        srcs = tuple(contiguous(s, copy=True) if op.needs_copy(node, i, s) else s for i, s in enumerate(node.srcs))
         changed |= srcs != node.srcs
         node.srcs = srcs
     return changed
 
 
-def create_schedule(outputs: List[LazyNode]):
-    """Return the steps that realize ``outputs``; the caller allocates and runs them."""
+def create_schedule(outputs: List[LazyNode], passes: Sequence[Callable] = ()):
+    """Return the steps that realize ``outputs``; the caller allocates and runs them.
+
+    ``passes`` are the device's graph rewrites (``Device.graph_passes``), each called with the
+    graph's bases, their consumers and the ids that must stay buffers; one that changed the
+    graph returns True.
+    """
     g = _collect(outputs)
-    if fold_residual_adds(list(g.nodes.values()), g.consumers, {o.base.id for o in outputs}):
-        g = _collect(outputs)
+    for rewrite in passes:
+        if rewrite(list(g.nodes.values()), g.consumers, {o.base.id for o in outputs}):
+            g = _collect(outputs)
     if _prepare_library_inputs(g):
         g = _collect(outputs)
     forced = _initial_forced(g, outputs)
@@ -247,12 +252,12 @@ def _emit(node: LazyNode, forced: Set[int], steps: list, done: Set[int]) -> None
 
 
 def _steps_for(node: LazyNode, forced: Set[int]):
-    if node.op == "matmul":
+    if node.op == library_ops.MATMUL.name:
         return [MatmulStep(node, node.srcs[0], node.srcs[1])]
-    if node.op == "conv_rows":
-        return [_conv_rows_step(node)]
-    if node.op in ("rfft", "rfft_adjoint"):
-        return [_fft_step(node)]
+    op = library_ops.BY_NAME.get(node.op)
+    if op is not None:
+        first = node.srcs[0].base if op.first_through_view else node.srcs[0]
+        return [LibraryStep(node, [first] + list(node.srcs[1:]))]
     step = _kernel_for(node, forced)
     if node.op == "assign" and step.kernel.inplace and not _safe_inplace(step, node.srcs[0]):
         tmp = contiguous(node.srcs[1], copy=True)
@@ -260,30 +265,3 @@ def _steps_for(node: LazyNode, forced: Set[int]):
         tmp_step = KernelStep(tmp, Kernel(k.root, k.full_shape, k.out_dtype, k.buf_dtypes, k.reduce_axes), step.inputs)
         return [tmp_step, CopyStep(node, tmp)]
     return [step]
-
-
-def _conv_rows_step(node: LazyNode) -> TemplateStep:
-    from ..devices.cpu.conv_template import render_conv
-    from ..config import config
-    a, x = node.srcs[:2]
-    groups, offsets = node.arg[:2]
-    g, o, c, k = a.shape
-    n, t = node.shape[0], node.shape[2]
-    a_base, a_view, _ = a.base_view()
-    name = f"conv_{n}_{g * o}_{t}_c{c}_k{k}"
-    src = lambda: render_conv(name, n, g, c, k, o, t, x.shape[2], offsets, a_view.strides, a_view.offset,
-                              len(node.srcs) > 2, config.num_threads)
-    return TemplateStep(node, [a_base] + list(node.srcs[1:]), name, src)
-
-
-def _fft_step(node: LazyNode) -> TemplateStep:
-    from ..devices.cpu.fft_template import render_fft
-    from ..config import config
-    (x,) = node.srcs
-    adjoint = node.op == "rfft_adjoint"
-    n_fft = node.arg
-    frames = node.shape[-1]
-    batch = math.prod(node.shape[:-2] if adjoint else node.shape[:-3])
-    name = f"{'irfft_t' if adjoint else 'rfft'}_{batch}_{n_fft}_{frames}_{node.dtype.ctype[0]}"
-    src = lambda: render_fft(name, adjoint, n_fft, batch, frames, node.dtype.ctype, config.num_threads)
-    return TemplateStep(node, [x], name, src)

@@ -7,7 +7,8 @@ from .. import dtypes as dt
 from ..graph import lazy
 from .checks import check_numel, check_shape
 from .errors import ArgumentError
-from .tensor import Tensor, _check_device
+from .device import check_device
+from .tensor import Tensor
 
 
 def _shape(args, op: str = "tensor creation"):
@@ -24,7 +25,7 @@ def tensor(data, dtype=None, requires_grad: bool = False, device=None) -> Tensor
 
 def full(shape, fill_value, dtype=None, requires_grad: bool = False, device=None) -> Tensor:
     """A tensor of ``shape`` filled with ``fill_value``; with no device it follows the tensors it meets."""
-    device = _check_device(device)
+    device = check_device(device)
     d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(fill_value)
     shape = _shape((shape,) if isinstance(shape, (int, np.integer)) else tuple(shape), "full")
     t = Tensor._from_node(lazy.const_node(fill_value, d, shape, device=device))

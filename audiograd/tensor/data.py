@@ -6,22 +6,22 @@ import numpy as np
 from .. import dtypes as dt
 from ..graph import lazy
 from ..graph.lazy import LazyNode
-from ..devices.cpu.buffers import aligned_empty
 
 
-def node_from_data(data, dtype) -> LazyNode:
-    """A buffer node holding a copy of ``data`` with PyTorch's dtype inference (TypeError if unsupported)."""
+def node_from_data(data, dtype, host) -> LazyNode:
+    """A buffer node of the ``host`` device holding a copy of ``data`` with PyTorch's dtype
+    inference (TypeError if unsupported)."""
     if isinstance(data, np.ndarray):
         d = dt.to_dtype(dtype if dtype is not None else data.dtype)
         # a copy, as torch.tensor makes: later writes to ``data`` must not reach the tensor
-        arr = aligned_empty(data.shape, d.np)
+        arr = host.empty(data.shape, d.np)
         np.copyto(arr, data, casting="unsafe")
-        return lazy.buffer_node(arr, d)
+        return lazy.buffer_node(arr, d, host)
     if isinstance(data, (np.number, np.bool_)):  # a numpy scalar keeps its dtype, as in torch
-        return node_from_data(np.asarray(data), dtype)
+        return node_from_data(np.asarray(data), dtype, host)
     if isinstance(data, (bool, int, float)):
         d = dt.to_dtype(dtype) if dtype is not None else dt.scalar_dtype(data)
-        return lazy.buffer_node(np.asarray(data), d)
+        return _host_buffer(np.asarray(data), d, host)
     if isinstance(data, (list, tuple)):
         from .tensor import Tensor
         if any(isinstance(x, Tensor) for x in _flatten(data)):
@@ -35,8 +35,14 @@ def node_from_data(data, dtype) -> LazyNode:
                 if kind == "f" else None
             if dtype is None:
                 raise TypeError(f"tensor(): unsupported element type {arr.dtype}")
-        return lazy.buffer_node(arr, dt.to_dtype(dtype))
+        return _host_buffer(arr, dt.to_dtype(dtype), host)
     raise TypeError(f"tensor(): cannot make a tensor from {type(data).__name__}")
+
+
+def _host_buffer(array: np.ndarray, dtype, host) -> LazyNode:
+    # ascontiguousarray turns a 0-d array into shape (1,): keep the caller's shape
+    arr = np.ascontiguousarray(array, dtype=dtype.np).reshape(np.shape(array))
+    return lazy.buffer_node(arr, dtype, host)
 
 
 def _flatten(seq):

@@ -5,6 +5,7 @@ import math
 
 from ..graph import lazy
 from ..graph.lazy import LazyNode
+from ..graph.library_ops import MATMUL
 from .autograd import Function
 
 
@@ -273,7 +274,7 @@ class Max(Function):
 class Cumsum(Function):
     def forward(self, x, axis):
         self.axis = axis
-        return lazy.library("cumsum", (x,), x.shape, x.dtype, axis)
+        return lazy.cumsum(x, axis)
 
     def backward(self, g):
         return (g.flip(self.axis).cumsum(self.axis).flip(self.axis),)
@@ -284,7 +285,7 @@ class Matmul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return lazy.library("matmul", (a, b), a.shape[:-1] + (b.shape[-1],), a.dtype)
+        return lazy.library(MATMUL, (a, b), a.dtype)
 
     def backward(self, g):
         a, b = _t(self.a), _t(self.b)

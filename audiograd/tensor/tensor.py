@@ -8,41 +8,35 @@ import numpy as np
 
 from .. import dtypes as dt
 from ..config import config
+from ..devices.device import Device
+from ..devices.registry import default_device, gpu, host
 from ..graph import lazy
 from ..graph.lazy import LazyNode
 from ..engine.program import realize
 from . import functions as F
 from .autograd import backward as _backward
 from .data import node_from_data
+from .device import ToDevice, check_device, host_array, move_node
 from .checks import check_numel
 from .errors import ShapeError, broadcast_shapes
 from .movement import MovementMixin
 from .reductions import ReductionMixin
 
 
-def _check_device(device) -> Optional[str]:
-    """The normalized device name (None when not given); RuntimeError if it is unavailable."""
-    if device is None or device == "cpu":
-        return device
-    from .device import check_device
-    return check_device(device)
-
-
 class Tensor(MovementMixin, ReductionMixin):
     __array_priority__ = 1000  # numpy defers to our operators
 
     def __init__(self, data, dtype=None, requires_grad: bool = False, device=None):
-        device = _check_device(device)
+        device = check_device(device)
         if isinstance(data, Tensor):
             node = data.node if dtype is None else data.to(dtype).node
         elif isinstance(data, LazyNode):
             node = data
         else:
-            node = node_from_data(data, dtype)
-            if device is None and config.default_device != "cpu":
-                device = config.default_device
-        if device is not None and device != (node.device or "cpu"):
-            from .device import move_node
+            node = node_from_data(data, dtype, host())
+            if device is None and config.default_device is not None:
+                device = default_device()
+        if device is not None and device is not (node.device or host()):
             node = move_node(node, device)
         self.node: LazyNode = node
         self.grad: Optional[Tensor] = None
@@ -67,17 +61,17 @@ class Tensor(MovementMixin, ReductionMixin):
         return self.node.dtype
 
     @property
-    def device(self) -> str:
-        """Where the tensor's values live: "cpu" or "cuda"."""
-        return self.node.device or config.default_device
+    def device(self) -> Device:
+        """Where the tensor's values live (a device object, equal to its name: ``t.device == "cpu"``)."""
+        return self.node.device or default_device()
 
-    def cuda(self) -> "Tensor":
-        """This tensor on the GPU (itself if it is there already)."""
-        return self.to("cuda")
+    def cuda(self, device: Optional[int] = None) -> "Tensor":
+        """This tensor on the GPU of that number (itself if it is there already)."""
+        return self.to(gpu(device))
 
     def cpu(self) -> "Tensor":
         """This tensor in host memory (itself if it is there already)."""
-        return self.to("cpu")
+        return self.to(host())
 
     @property
     def ndim(self) -> int:
@@ -124,18 +118,15 @@ class Tensor(MovementMixin, ReductionMixin):
             node = lazy.contiguous(node)
         realize([node])
         base, view, _ = node.base_view()
-        if not isinstance(base.buffer, np.ndarray):  # a device buffer
-            from .device import host_array
+        if not base.device.is_host:
             if not view.is_contiguous:
                 node = lazy.contiguous(node, copy=True)
                 realize([node])
-                base, view, _ = node.base_view()
-            return host_array(base.buffer, view, self.shape)
+            return host_array(node, self.shape)
         if view.is_contiguous:
             # a contiguous view may still be a prefix of a larger base (x[0], x[:2], empty slices)
             return base.buffer.reshape(-1)[:self.numel()].reshape(self.shape).copy()
-        from ..engine.program import strided
-        return np.array(strided(base.buffer, view))
+        return np.array(base.device.strided(base.buffer, view))
 
     def item(self):
         if self.numel() != 1:
@@ -169,14 +160,13 @@ class Tensor(MovementMixin, ReductionMixin):
 
     def to(self, target=None, dtype=None, device=None) -> "Tensor":
         """Cast (``to(audiograd.float64)``), move (``to('cuda')``, ``to('cpu')``) or both."""
-        if isinstance(target, str) and target not in dt._BY_NAME:
+        if isinstance(target, Device) or (isinstance(target, str) and target not in dt._BY_NAME):
             device, target = target, None
         d = dt.to_dtype(target if target is not None else dtype) if (target or dtype) is not None else self.dtype
         out = self if d is self.dtype else F.Cast.apply(self, dtype=d)
-        device = _check_device(device)
-        if device is None or device == out.device:
+        device = check_device(device)
+        if device is None or device is out.device:
             return out
-        from .device import ToDevice
         return ToDevice.apply(out, device=device)
 
     def float(self) -> "Tensor":

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 import audiograd as ag
-from audiograd.devices.cpu.compiler import CompileError
+from audiograd.devices.errors import CompileError
 from audiograd.cli.main import main
 from audiograd.devices.cpu import kernels as cpu
 from oobleck_configs import TINY

@@ -11,7 +11,7 @@ import pytest
 
 import audiograd as ag
 from audiograd.devices.cpu import kernels as cpu
-from audiograd.devices.cpu.compiler import CompileError, CompilerNotFoundError
+from audiograd.devices.errors import CompileError, CompilerNotFoundError
 
 pytestmark = pytest.mark.cpu_only  # the C compiler's disk cache
 

@@ -284,7 +284,7 @@ def _unaligned(a):
     buf = cp.empty(a.size + 1, a.dtype)[1:].reshape(a.shape)
     buf[...] = cp.asarray(a)
     assert buf.data.ptr % 16 and buf.flags.c_contiguous
-    return ag.Tensor(lazy.device_buffer_node(buf, dt.to_dtype(a.dtype), "cuda"))
+    return ag.Tensor(lazy.buffer_node(buf, dt.to_dtype(a.dtype), get_device()))
 
 
 @gpu
@@ -419,7 +419,7 @@ def test_recorded_step_replays_and_captures_into_a_cuda_graph(monkeypatch):
     launches = _count_launches(monkeypatch)
     for _ in range(3):
         opt_e.step()
-        prog.run(bufs, cache_pointers=True)
+        prog.run(bufs, bind=True)
         sched_e.step()
         sched_r.step()
     assert len(launches) == 6
@@ -427,7 +427,7 @@ def test_recorded_step_replays_and_captures_into_a_cuda_graph(monkeypatch):
     stream = cp.cuda.Stream(non_blocking=True)
     with stream:
         stream.begin_capture()
-        prog.run(bufs, cache_pointers=True)
+        prog.run(bufs, bind=True)
         graph = stream.end_capture()
     for _ in range(5):
         opt_e.step()

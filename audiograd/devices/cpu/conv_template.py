@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ...codegen.c_source import PRELUDE
+from .prelude import PRELUDE
 
 TEMPLATE = r"""
 #if defined(__AVX512F__)

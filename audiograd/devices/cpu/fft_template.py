@@ -14,7 +14,7 @@ unpacking of ``z``.
 """
 from __future__ import annotations
 
-from ...codegen.c_source import PRELUDE
+from .prelude import PRELUDE
 
 TEMPLATE = r"""
 #include <math.h>

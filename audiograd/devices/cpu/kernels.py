@@ -14,13 +14,12 @@ from typing import Dict, List, Sequence, Set, Tuple
 import numpy as np
 
 from ...config import config
-from .compiler import CompileError, compile_shared, compiler_identity, find_compiler
-from ..disk_cache import DiskCache, fresh_alias
+from ..disk_cache import ENTRY_KEY_SYMBOL, CacheStats, DiskCache, fresh_alias
+from ..errors import CompileError
+from .compiler import compile_shared, compiler_identity, find_compiler
 
 # bump when generated code changes meaning without changing its text
 CODEGEN_VERSION = "1"
-# every library exports its cache key under this name (see bind_to_key)
-ENTRY_KEY_SYMBOL = "audiograd_entry_key"
 
 
 def _load_libmvec() -> Tuple[str, ...]:
@@ -52,20 +51,7 @@ def _cpu_signature() -> str:
     return platform.machine() + platform.processor()
 
 
-class Stats:
-    """Counters for tests and debugging: compiles run, kernels loaded from disk, memory hits,
-    disk entries rejected."""
-
-    def __init__(self):
-        self.compiled = self.loaded = self.memory_hits = 0
-        self.rejected = 0  # entries found on disk but not the kernel their key names (rebuilt)
-
-    def __repr__(self):
-        return (f"Stats(compiled={self.compiled}, loaded={self.loaded}, memory_hits={self.memory_hits}, "
-                f"rejected={self.rejected})")
-
-
-stats = Stats()
+stats = CacheStats()
 
 
 class CPUCompiler:

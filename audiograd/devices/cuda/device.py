@@ -1,8 +1,9 @@
 """The CUDA device: compile kernels with NVRTC through the disk cache, load and launch them
 with CuPy, and keep buffers in CuPy's memory pool.
 
-Imported only when a tensor is asked to live on "cuda"; ``get_device()`` raises a clear
-RuntimeError when CuPy or a usable GPU is missing.
+Imported only when a tensor is asked to live on a GPU; creating the device raises a clear
+RuntimeError when CuPy or that GPU is missing. One object per GPU ("cuda:0", "cuda:1", ...);
+every method makes its GPU current, so the modules here that ask ``get_device()`` get it.
 """
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from typing import Dict, List, Sequence, Set, Tuple
 import numpy as np
 
 from ...config import config
-from ..cpu.compiler import CompileError
-from ..cpu.kernels import ENTRY_KEY_SYMBOL, Stats
-from ..disk_cache import DiskCache, fresh_alias
+from ...dtypes import float32, float64
+from ..device import Device, Launch
+from ..disk_cache import ENTRY_KEY_SYMBOL, CacheStats, DiskCache, fresh_alias
+from ..errors import CompileError
+from .residual import fold_residual_adds
 
 # bump when generated CUDA code changes meaning without changing its text
 CUDA_CODEGEN_VERSION = "1"
@@ -43,7 +46,7 @@ def size_class(nbytes: int) -> int:
 
 
 # NVRTC compiles, cubins loaded from disk, in-memory hits (counters for tests and debugging)
-stats = Stats()
+stats = CacheStats()
 
 
 class CudaKernel:
@@ -67,10 +70,17 @@ def _nvrtc():
     return nvrtc
 
 
-class CudaDevice:
-    """One GPU (the current CuPy device): compiles, loads and runs kernels, allocates buffers."""
+class CudaDevice(Device):
+    """One GPU: compiles, loads and runs kernels, allocates buffers."""
 
-    def __init__(self):
+    kind = "cuda"
+    indexed = True
+    has_fused_adam = True
+    conv_rows_dtypes = frozenset({float32, float64})
+    graph_passes = (fold_residual_adds,)
+
+    def __init__(self, index: int = 0):
+        super().__init__(index)
         try:
             import cupy
         except ImportError as e:
@@ -82,13 +92,20 @@ class CudaDevice:
             raise RuntimeError(f"device 'cuda' is not available: no usable NVIDIA GPU or driver ({e})") from e
         if count < 1:
             raise RuntimeError("device 'cuda' is not available: CuPy sees no NVIDIA GPU")
+        if index >= count:
+            raise RuntimeError(f"device 'cuda:{index}' is not available: CuPy sees {count} GPU(s), "
+                               f"'cuda:0' to 'cuda:{count - 1}'")
         self.cp = cupy
         self.nvrtc = _nvrtc()
-        self.arch = str(cupy.cuda.Device().compute_capability)   # e.g. "90"
+        self.gpu = cupy.cuda.Device(index)
+        self.arch = str(self.gpu.compute_capability)   # e.g. "90"
+        self._by_gpu[index] = self
         self.nvrtc_version = "%d.%d" % tuple(self.nvrtc.getVersion())
         self._fns: Dict[Tuple[str, str], CudaKernel] = {}
         self._stale_paths: Set[str] = set()  # cubin paths that held a wrong entry in this process
         self._lock = threading.Lock()
+
+    _by_gpu: Dict[int, "CudaDevice"] = {}
 
     # ---- buffers -------------------------------------------------------------------------------
     def empty(self, shape, dtype):
@@ -96,17 +113,33 @@ class CudaDevice:
         carved from a block of their size class (see ``size_class``)."""
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if nbytes < SIZE_CLASS_MIN:
-            return self.cp.empty(shape, dtype)
-        return self.cp.empty(size_class(nbytes), np.uint8)[:nbytes].view(dtype).reshape(shape)
+        with self.gpu:
+            if nbytes < SIZE_CLASS_MIN:
+                return self.cp.empty(shape, dtype)
+            return self.cp.empty(size_class(nbytes), np.uint8)[:nbytes].view(dtype).reshape(shape)
 
     def from_host(self, array: np.ndarray):
         """A device copy of a host array."""
-        return self.cp.asarray(np.ascontiguousarray(array).reshape(np.shape(array)))
+        with self.gpu:
+            return self.cp.asarray(np.ascontiguousarray(array).reshape(np.shape(array)))
 
     def to_host(self, array) -> np.ndarray:
         """A host (numpy) copy of a device array."""
-        return self.cp.asnumpy(array)
+        with self.gpu:
+            return self.cp.asnumpy(array)
+
+    def fill(self, buf, value) -> None:
+        with self.gpu:
+            buf.fill(value)
+
+    def address(self, buf) -> int:
+        return buf.data.ptr
+
+    def owns(self, buf) -> bool:
+        return isinstance(buf, self.cp.ndarray) and buf.device.id == self.index
+
+    def synchronize(self) -> None:
+        self.gpu.synchronize()
 
     def strided(self, buf, view):
         """A CuPy array reading ``buf`` through an unmasked ``view`` (no copy)."""
@@ -117,12 +150,30 @@ class CudaDevice:
     def matmul(self, out, a, b) -> None:
         """``out = a @ b`` with cuBLAS (batched and broadcast like numpy), reading strided
         operands in place where it can, at the precision ``config.cuda_matmul_precision`` names."""
-        from . import blas as cuda_blas
-        cuda_blas.matmul(out, a, b)
+        from . import blas
+        blas.matmul(out, a, b)
 
     def copy(self, dst, src) -> None:
         """Copy ``src``'s elements into ``dst`` (same shape)."""
-        self.cp.copyto(dst, src)
+        with self.gpu:
+            self.cp.copyto(dst, src)
+
+    # ---- steps ---------------------------------------------------------------------------------
+    def compile(self, steps: Sequence) -> List[Launch]:
+        from .launches import compile_steps
+        with self.gpu:
+            return compile_steps(self, steps)
+
+    def fused_adam(self, ctype: str, sizes: Sequence[int], **hyper) -> Launch:
+        from .adam import fused_adam_launches
+        from .launches import OnGpu
+        with self.gpu:
+            return OnGpu(self, fused_adam_launches(ctype, sizes, **hyper), f"adam_{ctype}")
+
+    def graph_replay(self, launch_all):
+        from .graph_replay import GraphReplay
+        with self.gpu:
+            return GraphReplay(self, launch_all)
 
     # ---- kernels -------------------------------------------------------------------------------
     def key(self, source: str) -> str:
@@ -224,12 +275,16 @@ def bind_to_key(source: str, key: str) -> str:
     return f'{source}\nextern "C" __device__ const char {ENTRY_KEY_SYMBOL}[] = "{key}";\n'
 
 
-_DEVICE = None
-
-
 def get_device() -> CudaDevice:
-    """The process's CUDA device, created on first use (RuntimeError if CuPy or a GPU is missing)."""
-    global _DEVICE
-    if _DEVICE is None:
-        _DEVICE = CudaDevice()
-    return _DEVICE
+    """The device object of the current GPU (the one whose method is running), created on
+    first use (RuntimeError if CuPy or a GPU is missing)."""
+    import cupy
+    index = cupy.cuda.runtime.getDevice()
+    dev = CudaDevice._by_gpu.get(index)
+    if dev is None:
+        from ..registry import get_device as named
+        dev = named(f"cuda:{index}")
+    return dev
+
+
+DEVICE_CLASS = CudaDevice

@@ -17,12 +17,10 @@ from ...config import config
 class GraphReplay:
     """Runs ``launch_all`` on a stream of its own, as a CUDA graph from the second call on."""
 
-    def __init__(self, launch_all: Callable[[], None]):
-        from .device import get_device
-        cp = get_device().cp
+    def __init__(self, dev, launch_all: Callable[[], None]):
         self.launch_all = launch_all
         # a blocking stream: work queued on it is ordered with the default stream's
-        self.stream = cp.cuda.Stream()
+        self.stream = dev.cp.cuda.Stream()
         self.graph = None
         self.calls = 0
         self.capturable = True

@@ -20,7 +20,7 @@ ADDEND = "addend"
 
 def has_addend(node: LazyNode) -> bool:
     """Whether a ``conv_rows`` node reads an addend (its last source)."""
-    return len(node.arg) > 2 and node.arg[2] == ADDEND
+    return len(node.arg) > 3 and node.arg[3] == ADDEND
 
 
 def _plain(node: LazyNode) -> bool:
@@ -37,7 +37,7 @@ def fold_residual_adds(nodes: Iterable[LazyNode], consumers: Dict[int, Set[int]]
     users' ids; ``keep`` are ids that must stay buffers of their own). Returns whether any was."""
     changed = False
     for node in nodes:
-        if node.realized or node.op != "add" or node.device != "cuda":
+        if node.realized or node.op != "add":
             continue
         for i, conv in enumerate(node.srcs):
             other = node.srcs[1 - i]

@@ -1,7 +1,7 @@
-"""Folding ``conv(x) + r`` into the convolution (``schedule.residual``).
+"""Folding ``conv(x) + r`` into the convolution (``devices.cuda.residual``).
 
-The rewrite is pure graph logic: it is checked here on lazy graphs built on the CPU whose sum
-is marked as living on the GPU (the only place it applies); the GPU results are checked in
+The rewrite is pure graph logic: it is checked here on lazy graphs built on the CPU (the GPU
+runs it as one of its graph passes; the CPU has none); the GPU results are checked in
 ``tests/devices/cuda/test_cuda_conv_tc.py``.
 """
 
@@ -20,9 +20,7 @@ def _graph(make_sum):
     b = ag.tensor(rng.standard_normal(16).astype(np.float32))
     y = F.conv1d(x, w, b, padding=1)
     assert y.node.op == "conv_rows"
-    out = make_sum(y, x)
-    out.node.device = "cuda"
-    return y, out
+    return y, make_sum(y, x)
 
 
 def _fold(outputs):
@@ -38,7 +36,7 @@ def test_sum_becomes_the_convolution_with_an_addend():
         node = out.node
         assert node.op == "conv_rows" and has_addend(node) and not has_addend(y.node)
         assert node.srcs[:-1] == conv_srcs and node.srcs[-1].shape == node.shape
-        assert node.arg[:2] == y.node.arg
+        assert node.arg[:3] == y.node.arg
 
 
 def test_left_alone_when_the_convolution_is_used_elsewhere_or_asked_for():
@@ -49,11 +47,18 @@ def test_left_alone_when_the_convolution_is_used_elsewhere_or_asked_for():
     assert not _fold([out, y]) and out.node.op == "add"
 
 
-def test_left_alone_for_broadcast_or_masked_addends_and_on_the_cpu():
+def test_left_alone_for_broadcast_or_masked_addends():
     y, out = _graph(lambda y, x: y + x[:, :1])          # broadcast along channels
     assert not _fold([out]) and out.node.op == "add"
     y, out = _graph(lambda y, x: y + F.pad(x[..., 1:], (0, 1)))  # a padded view
     assert not _fold([out]) and out.node.op == "add"
+
+
+def test_the_fold_is_a_gpu_pass_only():
+    from audiograd.devices.cpu.device import CpuDevice
+    from audiograd.devices.cuda.device import CudaDevice
+    assert fold_residual_adds in CudaDevice.graph_passes
+    assert CpuDevice.graph_passes == ()
     y, out = _graph(lambda y, x: y + x)
-    out.node.device = "cpu"
-    assert not _fold([out]) and out.node.op == "add"
+    out.realize()  # on the CPU: computed as a sum of its own, the convolution unchanged
+    assert not has_addend(y.node)
