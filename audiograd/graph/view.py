@@ -32,7 +32,7 @@ def _check_size(shape) -> None:
     """The last line of defence behind the ops' own checks: every movement op ends here, so no
     view with a negative size or more than ``MAX_NUMEL`` elements can reach a kernel."""
     if any(s < 0 for s in shape) or math.prod(shape) > MAX_NUMEL:
-        from ..tensor.errors import ShapeError
+        from ..errors import ShapeError
         raise ShapeError(f"shape {tuple(shape)} has a negative size or more than {MAX_NUMEL} (2**48) elements")
 
 

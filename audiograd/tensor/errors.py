@@ -1,8 +1,5 @@
 """Errors raised where the user called the op."""
-
-
-class ShapeError(RuntimeError, ValueError):
-    """Shapes that do not fit the op (broadcasting, reshape, matmul, cat...)."""
+from ..errors import ShapeError
 
 
 def broadcast_shapes(op: str, *shapes):
