@@ -97,15 +97,15 @@ class CudaDevice(Device):
                                f"'cuda:0' to 'cuda:{count - 1}'")
         self.cp = cupy
         self.nvrtc = _nvrtc()
-        self.gpu = cupy.cuda.Device(index)
+        self.gpu, self.count = cupy.cuda.Device(index), count
         self.arch = str(self.gpu.compute_capability)   # e.g. "90"
-        self._by_gpu[index] = self
         self.nvrtc_version = "%d.%d" % tuple(self.nvrtc.getVersion())
         self._fns: Dict[Tuple[str, str], CudaKernel] = {}
         self._stale_paths: Set[str] = set()  # cubin paths that held a wrong entry in this process
         self._lock = threading.Lock()
+        self._by_gpu[index] = self
 
-    _by_gpu: Dict[int, "CudaDevice"] = {}
+    _by_gpu: Dict[int, "CudaDevice"] = {}   # every GPU's device object, by number
 
     # ---- buffers -------------------------------------------------------------------------------
     def empty(self, shape, dtype):

@@ -15,7 +15,7 @@ class OnGpu(Launch):
 
     def __init__(self, dev, fn: Callable[[List], None], name: str):
         self.dev, self.fn, self.name = dev, fn, name
-        self.switch = dev.cp.cuda.runtime.getDeviceCount() > 1
+        self.switch = dev.count > 1
 
     def __call__(self, bufs: List) -> None:
         if self.switch:

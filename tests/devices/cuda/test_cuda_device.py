@@ -197,8 +197,6 @@ def test_mixing_devices_is_a_clear_error():
     np.testing.assert_array_equal((ag.ones(3) + g).numpy(), [2, 2, 2])
     with pytest.raises(RuntimeError, match="same device"):
         ag.tensor(np.ones((2, 3), np.float32), device="cpu") @ ag.ones(3, 2, device="cuda")
-    with pytest.raises(RuntimeError, match="one GPU"):
-        ag.ones(2, device="cuda:1")
 
 
 @gpu
