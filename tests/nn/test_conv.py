@@ -304,3 +304,16 @@ def test_same_padding_with_stride_raises(op):
         getattr(AF, op)(x, w, stride=2, padding="same")
     with pytest.raises(RuntimeError, match="same"):  # torch's message, as a RuntimeError
         getattr(TF, op)(torch.tensor(randn(*shape)), torch.tensor(randn(*wshape)), stride=2, padding="same")
+
+
+@pytest.mark.parametrize("nd", [1, 2])
+def test_transposed_conv_with_an_empty_output_is_empty_as_in_torch(nd):
+    x = np.random.default_rng(0).standard_normal((1, 4) + (1,) * nd).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((4, 2) + (1,) * nd).astype(np.float32)
+    fn, tfn = (AF.conv_transpose1d, TF.conv_transpose1d) if nd == 1 else (AF.conv_transpose2d, TF.conv_transpose2d)
+    want = tfn(torch.from_numpy(x), torch.from_numpy(w), None, 2, 1, 1, 2, 1)
+    xt = ag.tensor(x, requires_grad=True)
+    got = fn(xt, ag.tensor(w), None, 2, 1, 1, 2, 1)
+    assert got.shape == tuple(want.shape) and 0 in got.shape
+    got.sum().backward()
+    np.testing.assert_array_equal(xt.grad.numpy(), np.zeros_like(x))
