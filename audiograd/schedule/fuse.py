@@ -42,9 +42,12 @@ class MatmulStep:
 class LibraryStep:
     """Compute ``out`` with its device's implementation of a declared library op
     (``graph.library_ops``) reading ``inputs`` (contiguous buffers; a CONV_ROWS weight is
-    passed as its base and read through its view)."""
+    passed as its base and read through its view). ``node`` is the library node whose op,
+    argument and sources say what to compute: ``out`` itself, or the node a device's graph
+    pass put in its place."""
     out: LazyNode
     inputs: List[LazyNode]
+    node: LazyNode
 
 
 @dataclass
@@ -68,10 +71,16 @@ class _Graph:
     nodes: Dict[int, LazyNode] = field(default_factory=dict)
     consumers: Dict[int, Set[int]] = field(default_factory=dict)
     order: List[LazyNode] = field(default_factory=list)   # bases, inputs before users
+    # node id -> the node that computes its value instead (from the device's graph passes)
+    subs: Dict[int, LazyNode] = field(default_factory=dict)
+
+    def definition(self, node: LazyNode) -> LazyNode:
+        """What computes ``node``: itself, or the node a graph pass put in its place."""
+        return self.subs.get(node.id, node)
 
 
-def _collect(outputs: List[LazyNode]) -> _Graph:
-    g = _Graph()
+def _collect(outputs: List[LazyNode], subs: Optional[Dict[int, LazyNode]] = None) -> _Graph:
+    g = _Graph(subs=subs or {})
     stack = [(o.base, False) for o in outputs]
     while stack:
         node, done = stack.pop()
@@ -84,7 +93,7 @@ def _collect(outputs: List[LazyNode]) -> _Graph:
         stack.append((node, True))
         if node.realized:
             continue
-        for s in node.srcs:
+        for s in g.definition(node).srcs:
             b = s.base
             g.consumers.setdefault(b.id, set()).add(node.id)
             if b.id not in g.nodes:
@@ -106,14 +115,15 @@ def _initial_forced(g: _Graph, outputs: List[LazyNode]) -> Set[int]:
         if node.realized or node.op in ops.SOURCE:
             continue
         users = g.consumers.get(node.id, set())
-        if node.op in ops.LIBRARY or node.op in ("contiguous", "assign") or len(users) > 1:
+        d = g.definition(node)
+        if d.op in ops.LIBRARY or d.op in ("contiguous", "assign") or len(users) > 1:
             forced.add(node.id)
-        if node.op in ops.LIBRARY:
-            for s in node.srcs:
+        if d.op in ops.LIBRARY:
+            for s in d.srcs:
                 if s.base.op not in ops.SOURCE:
                     forced.add(s.base.id)
-        if node.op in ops.REDUCE and users:
-            user = g.nodes[next(iter(users))]
+        if d.op in ops.REDUCE and users:
+            user = g.definition(g.nodes[next(iter(users))])
             direct = all(s is node for s in user.srcs if s.base is node)
             if not direct or user.op not in ops.ELEMENTWISE:
                 forced.add(node.id)
@@ -202,7 +212,7 @@ def _prepare_library_inputs(g: _Graph) -> bool:
     """Copy the sources of library ops into plain buffers where the op's declaration asks for it
     (BLAS reads strided views but no padding; templates read contiguous buffers)."""
     changed = False
-    for node in g.nodes.values():
+    for node in map(g.definition, g.nodes.values()):
         op = library_ops.BY_NAME.get(node.op)
         if node.realized or op is None:
             continue
@@ -216,24 +226,28 @@ def create_schedule(outputs: List[LazyNode], passes: Sequence[Callable] = ()):
     """Return the steps that realize ``outputs``; the caller allocates and runs them.
 
     ``passes`` are the device's graph rewrites (``Device.graph_passes``), each called with the
-    graph's bases, their consumers and the ids that must stay buffers; one that changed the
-    graph returns True.
+    graph's bases, their consumers and the ids that must stay buffers. A pass changes no node:
+    it returns ``{node id: library node}`` for nodes whose value the library node computes
+    instead (in their buffer: the user's nodes keep their identity and their meaning, so the
+    same graph can still be realized on another device).
     """
     g = _collect(outputs)
     for rewrite in passes:
-        if rewrite(list(g.nodes.values()), g.consumers, {o.base.id for o in outputs}):
-            g = _collect(outputs)
+        subs = rewrite(list(g.nodes.values()), g.consumers, {o.base.id for o in outputs})
+        if subs:
+            assert all(n.op in library_ops.BY_NAME for n in subs.values()), "a pass may only substitute library nodes"
+            g = _collect(outputs, {**g.subs, **subs})
     if _prepare_library_inputs(g):
-        g = _collect(outputs)
+        g = _collect(outputs, g.subs)
     forced = _initial_forced(g, outputs)
     steps, done = [], set()
     for node in g.order:
         if node.id in forced and node.id not in done and not node.realized and node.op not in ops.SOURCE:
-            _emit(node, forced, steps, done)
+            _emit(node, forced, steps, done, g)
     return steps
 
 
-def _emit(node: LazyNode, forced: Set[int], steps: list, done: Set[int]) -> None:
+def _emit(node: LazyNode, forced: Set[int], steps: list, done: Set[int], g: _Graph) -> None:
     """Append ``node``'s steps. A kernel that cannot inline one of its inputs forces that input
     to a buffer: its steps go first (its own inputs are already done: the order is
     topological), then the kernel is built again."""
@@ -241,7 +255,7 @@ def _emit(node: LazyNode, forced: Set[int], steps: list, done: Set[int]) -> None
     while pending:
         current = pending[-1]
         try:
-            steps.extend(_steps_for(current, forced))
+            steps.extend(_steps_for(current, forced, g.definition(current)))
         except _Restart as r:
             assert r.node.id not in forced, r.node
             forced.add(r.node.id)
@@ -251,13 +265,14 @@ def _emit(node: LazyNode, forced: Set[int], steps: list, done: Set[int]) -> None
         pending.pop()
 
 
-def _steps_for(node: LazyNode, forced: Set[int]):
-    if node.op == library_ops.MATMUL.name:
-        return [MatmulStep(node, node.srcs[0], node.srcs[1])]
-    op = library_ops.BY_NAME.get(node.op)
+def _steps_for(node: LazyNode, forced: Set[int], definition: LazyNode):
+    d = definition
+    if d.op == library_ops.MATMUL.name:
+        return [MatmulStep(node, d.srcs[0], d.srcs[1])]
+    op = library_ops.BY_NAME.get(d.op)
     if op is not None:
-        first = node.srcs[0].base if op.first_through_view else node.srcs[0]
-        return [LibraryStep(node, [first] + list(node.srcs[1:]))]
+        first = d.srcs[0].base if op.first_through_view else d.srcs[0]
+        return [LibraryStep(node, [first] + list(d.srcs[1:]), d)]
     step = _kernel_for(node, forced)
     if node.op == "assign" and step.kernel.inplace and not _safe_inplace(step, node.srcs[0]):
         tmp = contiguous(node.srcs[1], copy=True)

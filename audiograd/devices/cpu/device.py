@@ -108,7 +108,7 @@ class CpuDevice(Device):
                 name, src = render_c(st.kernel, config.num_threads)
                 src = PRELUDE + "\n" + src
             elif isinstance(st, LibraryStep):
-                name, src = SOURCES[st.out.op](st.out)
+                name, src = SOURCES[st.node.op](st.node)
             elif isinstance(st, MatmulStep):
                 launches.append(MatmulLaunch([st.a.base_view()[1], st.b.base_view()[1]]))
                 continue

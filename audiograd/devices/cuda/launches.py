@@ -63,7 +63,7 @@ def compile_steps(dev, steps: Sequence) -> List[Launch]:
             call = _Kernel()
             kernels.append((call, name, src, config))
         elif isinstance(st, LibraryStep):
-            name, call = st.out.op, _library(st.out, st.inputs)
+            name, call = st.node.op, _library(st.node, st.inputs)
         elif isinstance(st, MatmulStep):
             name, call = "matmul", _Matmul(dev, [st.a.base_view()[1], st.b.base_view()[1]])
         elif isinstance(st, CopyStep):

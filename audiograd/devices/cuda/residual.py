@@ -3,16 +3,18 @@
 ``conv(x) + r``, where the convolution's result is used only by that sum, becomes one
 ``conv_rows`` node that reads ``r`` as an addend: the GPU kernels add it as they write their
 output (the tensor-core kernel in its epilogue; the cuBLAS path starts its accumulation from
-it), so the sum costs no pass of its own over the output. The sum node is rewritten in place
-(its users keep pointing at it); its arg gains the flag "addend" and its sources the addend
-after the convolution's own. Only full-shape plain buffers are folded, so the addend needs no
-copy; the CPU kernels have no addend and are left alone.
+it), so the sum costs no pass of its own over the output. The pass changes no node: it names
+the new ``conv_rows`` node (the convolution's arg plus the flag "addend", its sources plus the
+addend) as what computes the sum's value, in the sum's buffer. Only full-shape plain buffers
+are folded, so the addend needs no copy. It is a pass of the GPU only: the CPU kernels have no
+addend.
 """
 from __future__ import annotations
 
 from typing import Dict, Iterable, Set
 
-from ...graph.lazy import LazyNode
+from ...graph.lazy import LazyNode, library
+from ...graph.library_ops import CONV_ROWS
 from ...graph.view import View
 
 ADDEND = "addend"
@@ -32,10 +34,12 @@ def _plain(node: LazyNode) -> bool:
     return node.op != "const"
 
 
-def fold_residual_adds(nodes: Iterable[LazyNode], consumers: Dict[int, Set[int]], keep: Set[int]) -> bool:
-    """Rewrite every foldable ``add`` among ``nodes`` (bases; ``consumers`` maps a base id to its
-    users' ids; ``keep`` are ids that must stay buffers of their own). Returns whether any was."""
-    changed = False
+def fold_residual_adds(nodes: Iterable[LazyNode], consumers: Dict[int, Set[int]],
+                       keep: Set[int]) -> Dict[int, LazyNode]:
+    """``{sum id: conv_rows node with the addend}`` for every foldable ``add`` among ``nodes``
+    (bases; ``consumers`` maps a base id to its users' ids; ``keep`` are ids that must stay
+    buffers of their own)."""
+    folded: Dict[int, LazyNode] = {}
     for node in nodes:
         if node.realized or node.op != "add":
             continue
@@ -45,7 +49,6 @@ def fold_residual_adds(nodes: Iterable[LazyNode], consumers: Dict[int, Set[int]]
                     or consumers.get(conv.id) != {node.id} or other.shape != conv.shape
                     or other.dtype != conv.dtype or not _plain(other) or other.base is conv):
                 continue
-            node.op, node.srcs, node.arg = "conv_rows", conv.srcs + (other,), conv.arg + (ADDEND,)
-            changed = True
+            folded[node.id] = library(CONV_ROWS, conv.srcs + (other,), conv.dtype, conv.arg + (ADDEND,))
             break
-    return changed
+    return folded

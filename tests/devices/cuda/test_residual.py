@@ -31,12 +31,14 @@ def _fold(outputs):
 def test_sum_becomes_the_convolution_with_an_addend():
     for make in (lambda y, x: y + x, lambda y, x: x + y):
         y, out = _graph(make)
-        conv_srcs = y.node.srcs
-        assert _fold([out])
-        node = out.node
+        conv_srcs, sum_srcs = y.node.srcs, out.node.srcs
+        subs = _fold([out])
+        assert list(subs) == [out.node.id]
+        node = subs[out.node.id]
         assert node.op == "conv_rows" and has_addend(node) and not has_addend(y.node)
-        assert node.srcs[:-1] == conv_srcs and node.srcs[-1].shape == node.shape
+        assert node.srcs[:-1] == conv_srcs and node.srcs[-1].shape == node.shape == out.shape
         assert node.arg[:3] == y.node.arg
+        assert out.node.op == "add" and out.node.srcs == sum_srcs  # the user's graph is unchanged
 
 
 def test_left_alone_when_the_convolution_is_used_elsewhere_or_asked_for():
