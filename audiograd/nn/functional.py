@@ -98,7 +98,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if p == 1:
         return x * 0
-    keep = rand(*x.shape, dtype=x.dtype) >= p
+    keep = rand(*x.shape, dtype=x.dtype, device=x.device) >= p
     return where(keep, x * (1 / (1 - p)), 0.0)
 
 

@@ -109,7 +109,7 @@ def backward(root: "Tensor", gradient: Optional["Tensor"] = None, retain_graph: 
                                f"got shape {root.shape}")
         gradient = Tensor.ones_like(root)
     elif not isinstance(gradient, Tensor):
-        gradient = Tensor(gradient, dtype=root.dtype)
+        gradient = Tensor(gradient, dtype=root.dtype, device=root.device)
     if gradient.shape != root.shape:
         raise ValueError(f"backward: gradient shape {gradient.shape} does not match tensor shape {root.shape}")
     grads = {id(root): gradient}

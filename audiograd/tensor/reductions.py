@@ -77,7 +77,7 @@ class ReductionMixin:
         shape = [1] * self.ndim
         shape[d] = n
         from .creation import arange
-        rev = (n - arange(n, dtype=dt.int64)).reshape(*shape)
+        rev = (n - arange(n, dtype=dt.int64, device=self.device)).reshape(*shape)
         idx = n - (hit.to(dt.int64) * rev).amax(d, keepdim=True)
         return idx if keepdim else idx.squeeze(d)
 
@@ -109,7 +109,7 @@ class ReductionMixin:
         d = normalize_dim("max", dim, self.ndim)
         shape = [1] * self.ndim
         shape[d] = self.shape[d]
-        onehot = arange(self.shape[d], dtype=dt.int64).reshape(*shape) == idx
+        onehot = arange(self.shape[d], dtype=dt.int64, device=self.device).reshape(*shape) == idx
         values = where(onehot, self, 0).sum(d, keepdim=True)
         if not keepdim:
             values, idx = values.squeeze(d), idx.squeeze(d)

@@ -62,12 +62,17 @@ def test_mixing_devices_is_a_clear_error():
     np.testing.assert_array_equal((a + b.to("interp")).numpy(), [4.0, 6.0])
 
 
-@pytest.mark.xfail(strict=True, reason="argmax and max(dim) build their index ramp on the default device, "
-                                       "not on the tensor's")
-def test_argmax_away_from_the_default_device():
+def test_helpers_follow_the_tensor_away_from_the_default_device():
     with on("cpu"):
-        x = ag.tensor(RNG.standard_normal((3, 4)), device="interp")
-        assert x.argmax(1).device == "interp"
+        a = RNG.standard_normal((3, 4))
+        x = ag.tensor(a, device="interp", requires_grad=True)
+        assert x.argmax(1).device == "interp" and x.max(1)[1].device == "interp"
+        np.testing.assert_array_equal(x.argmax(1).numpy(), a.argmax(1))
+        np.testing.assert_array_equal(x.min(1)[0].numpy(), a.min(1))
+        assert ag.nn.functional.dropout(x, 0.5, training=True).device == "interp"
+        y = x * 2
+        y.backward(np.ones((3, 4)))
+        assert x.grad.device == "interp"
 
 
 def test_buffer_methods():
