@@ -54,12 +54,21 @@ def _rfft_adjoint_shape(shapes, n_fft):
 
 # ``a @ b`` with numpy's batching and broadcasting; read strided (BLAS takes strides)
 MATMUL = LibraryOp("matmul", lambda s, arg: s[0][:-1] + (s[1][-1],), _masked_or_const)
-# ``y[n, g*O+o, t] = sum_{c,k} A[g,o,c,k] * X[n, g*C+c, offsets[k] + t]`` (+ bias[g*O+o]); arg is
-# (groups, offsets, length); rows of X carry ROW_SLACK spare elements
+# ``y[n, g*O+o, t] = sum_{c,k} A[g,o,c,k] * X[n, g*C+c, offsets[k] + t]`` (+ bias[g*O+o]) (+ addend);
+# arg is (groups, offsets, length) and, with an addend (the last source, of y's shape), ADDEND
+# after them; rows of X carry ROW_SLACK spare elements
 CONV_ROWS = LibraryOp("conv_rows", _conv_rows_shape, _weight_view_rest_plain, first_through_view=True)
 # real FFT of every column of (..., n_fft, frames) -> (..., 2, n_fft/2+1, frames); arg is n_fft
 RFFT = LibraryOp("rfft", _rfft_shape, _any_view_or_const)
 # the transpose (adjoint) of RFFT: (..., 2, n_fft/2+1, frames) -> (..., n_fft, frames)
 RFFT_ADJOINT = LibraryOp("rfft_adjoint", _rfft_adjoint_shape, _any_view_or_const)
+
+ADDEND = "addend"
+
+
+def has_addend(node) -> bool:
+    """Whether a ``conv_rows`` node reads an addend (its last source)."""
+    return len(node.arg) > 3 and node.arg[3] == ADDEND
+
 
 BY_NAME = {op.name: op for op in (MATMUL, CONV_ROWS, RFFT, RFFT_ADJOINT)}

@@ -19,8 +19,8 @@ import numpy as np
 
 from ...config import config
 from ...graph.lazy import LazyNode
+from ...graph.library_ops import has_addend
 from .blas import run
-from .residual import has_addend
 from .gemm_plan import INT_MAX, OP_N, Gemm, blas_layout, split_batch
 from .conv_tc import TensorCoreConv, usable
 

@@ -14,16 +14,8 @@ from __future__ import annotations
 from typing import Dict, Iterable, Set
 
 from ...graph.lazy import LazyNode, library
-from ...graph.library_ops import CONV_ROWS
+from ...graph.library_ops import ADDEND, CONV_ROWS, has_addend
 from ...graph.view import View
-
-ADDEND = "addend"
-
-
-def has_addend(node: LazyNode) -> bool:
-    """Whether a ``conv_rows`` node reads an addend (its last source)."""
-    return len(node.arg) > 3 and node.arg[3] == ADDEND
-
 
 def _plain(node: LazyNode) -> bool:
     """A whole buffer-to-be, read at the identity (no copy needed to hand it to a kernel)."""

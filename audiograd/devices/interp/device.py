@@ -72,7 +72,7 @@ class InterpDevice(Device):
         if isinstance(st, KernelStep):
             return KernelLaunch(st.kernel)
         if isinstance(st, LibraryStep):
-            return LibraryLaunch(st.out, st.inputs)
+            return LibraryLaunch(st.node, st.inputs)
         if isinstance(st, MatmulStep):
             return MatmulLaunch(st.a.base_view()[1], st.b.base_view()[1])
         if isinstance(st, CopyStep):

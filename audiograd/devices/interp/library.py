@@ -11,6 +11,7 @@ from typing import List
 import numpy as np
 
 from ...graph.lazy import LazyNode
+from ...graph.library_ops import has_addend
 from ...graph.view import View
 from ..device import Launch
 
@@ -22,9 +23,9 @@ def strided(buf: np.ndarray, view: View) -> np.ndarray:
                       strides=tuple(s * it for s in view.strides))
 
 
-def conv_rows(out: np.ndarray, a: np.ndarray, x: np.ndarray, bias, offsets, length: int) -> None:
-    """``out[n, g*O+o, t] = bias[g*O+o] + sum_{c,k} a[g,o,c,k] * x[n, g*C+c, offsets[k] + t]``
-    for ``t < length``; ``x`` is (N, G*C, row length), ``out`` (N, G*O, length)."""
+def conv_rows(out: np.ndarray, a: np.ndarray, x: np.ndarray, bias, addend, offsets, length: int) -> None:
+    """``out[n, g*O+o, t] = bias[g*O+o] + addend[n, g*O+o, t] + sum_{c,k} a[g,o,c,k] * x[n, g*C+c, offsets[k] + t]``
+    for ``t < length`` (bias and addend optional); ``x`` is (N, G*C, row length), ``out`` (N, G*O, length)."""
     g, o, c, k = a.shape
     n, rowlen = x.shape[0], x.shape[2]
     taps = np.asarray(offsets, np.int64)[:, None] + np.arange(length)           # (K, T)
@@ -34,6 +35,8 @@ def conv_rows(out: np.ndarray, a: np.ndarray, x: np.ndarray, bias, offsets, leng
     y = a.reshape(g, o, c * k).astype(np.float64) @ windows.reshape(n, g, c * k, length)
     if bias is not None:
         y += bias.reshape(1, g, o, 1)
+    if addend is not None:
+        y += addend.reshape(n, g, o, length)
     out.reshape(n, g, o, length)[...] = y
 
 
@@ -66,6 +69,7 @@ class LibraryLaunch(Launch):
         if node.op == "conv_rows":
             self.weight_view = node.srcs[0].base_view()[1]
             self.offsets, self.length = node.arg[1], node.arg[2]
+            self.addend = has_addend(node)
         elif node.op not in ("rfft", "rfft_adjoint"):
             raise NotImplementedError(f"the interpreter has no library op {node.op!r}")
 
@@ -74,8 +78,10 @@ class LibraryLaunch(Launch):
         if not out.size:
             return
         if self.name == "conv_rows":
-            bias = bufs[3] if len(bufs) > 3 else None
-            conv_rows(out, strided(bufs[1], self.weight_view), bufs[2].reshape(self.shapes[2]), bias,
+            rest = bufs[3:]
+            addend = rest.pop() if self.addend else None
+            bias = rest[0] if rest else None
+            conv_rows(out, strided(bufs[1], self.weight_view), bufs[2].reshape(self.shapes[2]), bias, addend,
                       self.offsets, self.length)
             return
         out = out.reshape(self.shapes[0])

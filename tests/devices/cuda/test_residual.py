@@ -9,7 +9,8 @@ import numpy as np
 
 import audiograd as ag
 import audiograd.nn.functional as F
-from audiograd.devices.cuda.residual import fold_residual_adds, has_addend
+from audiograd.devices.cuda.residual import fold_residual_adds
+from audiograd.graph.library_ops import has_addend
 from audiograd.schedule.fuse import _collect
 
 
