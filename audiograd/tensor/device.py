@@ -6,6 +6,7 @@ they meet. A device's runtime is imported only when the device is first asked fo
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Optional
 
 import numpy as np
@@ -28,6 +29,19 @@ def set_default_device(device) -> None:
     ``torch.set_default_device``. Tensors that already exist stay where they are."""
     from ..config import config
     config.default_device = None if device is None else get_device(device).name
+
+
+@contextmanager
+def using_device(device):
+    """Make ``device`` where new tensors live inside a ``with`` block (``set_default_device``
+    for a while, like ``with torch.device(...)``)."""
+    from ..config import config
+    saved = config.default_device
+    set_default_device(device)
+    try:
+        yield get_device(device)
+    finally:
+        config.default_device = saved
 
 
 def host_array(node: LazyNode, shape) -> np.ndarray:

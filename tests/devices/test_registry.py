@@ -103,3 +103,12 @@ def test_default_device_by_number(standin):
     finally:
         ag.config.default_device = before
     assert ag.tensor([1.0]).device is registry.default_device()
+
+
+def test_using_device_is_a_scope(standin):
+    before = registry.default_device()
+    with pytest.raises(ValueError):
+        with ag.using_device("standin:1") as dev:
+            assert dev is standin(1) and ag.ones(2).device is standin(1) and ag.tensor([1.0]).device is dev
+            raise ValueError("left by an exception")
+    assert registry.default_device() is before

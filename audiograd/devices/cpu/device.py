@@ -10,19 +10,13 @@ from ...codegen.c_source import render_c
 from ...config import config
 from ...dtypes import float32
 from ...schedule.fuse import CopyStep, KernelStep, LibraryStep, MatmulStep
-from ..device import Device, Launch
+from ..device import Launch
+from ..host_arrays import HostArrayDevice, strided
 from .adam_template import render_adam
 from .buffers import pool
 from .kernels import PointerTable, compiler, pointer_array
 from .library import SOURCES
 from .prelude import PRELUDE
-
-
-def strided(buf: np.ndarray, view) -> np.ndarray:
-    """A numpy array reading ``buf`` through an unmasked ``view``."""
-    it = buf.itemsize
-    return np.ndarray(view.shape, buf.dtype, buffer=buf, offset=view.offset * it,
-                      strides=tuple(s * it for s in view.strides))
 
 
 class KernelLaunch(Launch):
@@ -66,9 +60,8 @@ class CopyLaunch(Launch):
         np.copyto(bufs[0], bufs[1])
 
 
-class CpuDevice(Device):
+class CpuDevice(HostArrayDevice):
     kind = "cpu"
-    is_host = True
     has_fused_adam = True
     conv_rows_dtypes = frozenset({float32})
 
@@ -80,24 +73,6 @@ class CpuDevice(Device):
         out = pool.empty(np.shape(array), array.dtype)
         np.copyto(out, array)
         return out
-
-    def to_host(self, buf) -> np.ndarray:
-        return np.array(buf)
-
-    def copy(self, dst, src) -> None:
-        np.copyto(dst, src)
-
-    def fill(self, buf, value) -> None:
-        buf[...] = value
-
-    def strided(self, buf, view):
-        return strided(buf, view)
-
-    def address(self, buf) -> int:
-        return buf.ctypes.data
-
-    def owns(self, buf) -> bool:
-        return isinstance(buf, np.ndarray)
 
     # ---- kernels ---------------------------------------------------------------------------
     def compile(self, steps: Sequence) -> List[Launch]:

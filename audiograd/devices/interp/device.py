@@ -15,9 +15,10 @@ from ...codegen.c_source import kernel_name
 from ...dtypes import float32, float64
 from ...graph.kernel_ir import Kernel
 from ...schedule.fuse import CopyStep, KernelStep, LibraryStep, MatmulStep
-from ..device import Device, Launch
+from ..device import Launch
+from ..host_arrays import HostArrayDevice
 from .interpreter import run_kernel
-from .library import CopyLaunch, LibraryLaunch, MatmulLaunch, strided
+from .library import CopyLaunch, LibraryLaunch, MatmulLaunch
 
 
 class KernelLaunch(Launch):
@@ -31,9 +32,8 @@ class KernelLaunch(Launch):
         run_kernel(self.kernel, bufs)
 
 
-class InterpDevice(Device):
+class InterpDevice(HostArrayDevice):
     kind = "interp"
-    is_host = True
     has_fused_adam = False
     conv_rows_dtypes = frozenset({float32, float64})
     graph_passes = ()
@@ -44,24 +44,6 @@ class InterpDevice(Device):
 
     def from_host(self, array: np.ndarray):
         return np.array(array, copy=True, order="C")
-
-    def to_host(self, buf) -> np.ndarray:
-        return np.array(buf)
-
-    def copy(self, dst, src) -> None:
-        np.copyto(dst, src)
-
-    def fill(self, buf, value) -> None:
-        buf[...] = value
-
-    def strided(self, buf, view):
-        return strided(buf, view)
-
-    def address(self, buf) -> int:
-        return buf.ctypes.data
-
-    def owns(self, buf) -> bool:
-        return isinstance(buf, np.ndarray)
 
     # ---- kernels ---------------------------------------------------------------------------
     def compile(self, steps: Sequence) -> List[Launch]:

@@ -14,13 +14,7 @@ from ...graph.lazy import LazyNode
 from ...graph.library_ops import has_addend
 from ...graph.view import View
 from ..device import Launch
-
-
-def strided(buf: np.ndarray, view: View) -> np.ndarray:
-    """A numpy array reading ``buf`` through an unmasked ``view`` (no copy)."""
-    it = buf.itemsize
-    return np.ndarray(view.shape, buf.dtype, buffer=buf, offset=view.offset * it,
-                      strides=tuple(s * it for s in view.strides))
+from ..host_arrays import strided
 
 
 def conv_rows(out: np.ndarray, a: np.ndarray, x: np.ndarray, bias, addend, offsets, length: int) -> None:

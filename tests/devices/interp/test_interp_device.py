@@ -1,6 +1,5 @@
 """The interpreter as a device: naming, moving tensors, mixing devices, buffers, in-place
 writes, jit capture and optimizers, each checked against the CPU."""
-import contextlib
 
 import numpy as np
 import pytest
@@ -16,16 +15,6 @@ from audiograd.optim import Adam
 RNG = np.random.default_rng(0)
 
 
-@contextlib.contextmanager
-def on(device):
-    """Make ``device`` the default device for a while."""
-    saved = ag.config.default_device
-    ag.set_default_device(device)
-    try:
-        yield
-    finally:
-        ag.set_default_device(saved)
-
 
 def test_tensors_live_on_the_interpreter():
     x = RNG.standard_normal((3, 4)).astype(np.float32)
@@ -34,7 +23,7 @@ def test_tensors_live_on_the_interpreter():
     assert repr(t.device) == "device(type='interp')"
     assert (t * 2).device == "interp" and ag.zeros(3, device="interp").device == "interp"
     np.testing.assert_array_equal(t.numpy(), x)
-    with on("interp"):
+    with ag.using_device("interp"):
         assert ag.tensor([1.0]).device == "interp" and ag.randn(2).device == "interp"
         assert ag.tensor([1.0], device="cpu").device == "cpu"
 
@@ -63,7 +52,7 @@ def test_mixing_devices_is_a_clear_error():
 
 
 def test_helpers_follow_the_tensor_away_from_the_default_device():
-    with on("cpu"):
+    with ag.using_device("cpu"):
         a = RNG.standard_normal((3, 4))
         x = ag.tensor(a, device="interp", requires_grad=True)
         assert x.argmax(1).device == "interp" and x.max(1)[1].device == "interp"

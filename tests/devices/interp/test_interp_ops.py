@@ -6,7 +6,6 @@ convolutions and FFTs are compared relative to their scale: the two devices accu
 different orders). Each device runs with itself as the default device, as under
 ``pytest --device``.
 """
-import contextlib
 
 import numpy as np
 import pytest
@@ -35,19 +34,9 @@ def assert_agree(mine: np.ndarray, cpu: np.ndarray, what=""):
     np.testing.assert_allclose(mine, cpu, rtol=rtol, atol=rtol * scale, err_msg=what)
 
 
-@contextlib.contextmanager
-def on(device):
-    """Make ``device`` the default device for a while."""
-    saved = ag.config.default_device
-    ag.set_default_device(device)
-    try:
-        yield
-    finally:
-        ag.set_default_device(saved)
-
 
 def run(device, fn, arrays):
-    with on(device):
+    with ag.using_device(device):
         return fn(*[ag.tensor(a, device=device) for a in arrays])
 
 
@@ -64,7 +53,7 @@ def both_grads(fn, *arrays):
     """Compare ``fn``'s value and the gradients of its scalar result on both devices."""
     grads = {}
     for device in ("cpu", "interp"):
-        with on(device):
+        with ag.using_device(device):
             ts = [ag.tensor(a, device=device, requires_grad=True) for a in arrays]
             out = fn(*ts)
             out.backward()

@@ -14,7 +14,6 @@ in the numpy check, rounding errors grow with what is summed, not with the resul
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -38,20 +37,10 @@ rg = _load_random_graphs()
 DEVICES = ("cpu", "interp")
 
 
-@contextlib.contextmanager
-def default_device(name):
-    """Make ``name`` the default device (where ``interpret``'s tensors are made) for a while."""
-    saved = ag.config.default_device
-    ag.set_default_device(name)
-    try:
-        yield
-    finally:
-        ag.set_default_device(saved)
-
 
 def run_on(device, run, outputs):
     """The values ``outputs`` (indices) of ``run()`` computed on ``device``, realized together."""
-    with default_device(device):
+    with ag.using_device(device):
         vals = run()
         ag.realize_all([vals[k] for k in outputs])
         for k in outputs:
