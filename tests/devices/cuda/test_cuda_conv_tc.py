@@ -178,12 +178,13 @@ def test_residual_sum_folded_into_the_convolution(prec, dtype, k, launches):
 
 @gpu
 def test_residual_sum_is_folded_in_the_schedule():
-    from audiograd.schedule.fuse import TemplateStep, create_schedule
+    from audiograd.graph.library_ops import has_addend
+    from audiograd.schedule.fuse import LibraryStep, create_schedule
     rng = np.random.default_rng(2)
     x = ag.tensor(rng.standard_normal((1, 40, 100)).astype(np.float32), device="cuda")
     w = ag.tensor(rng.standard_normal((40, 40, 7)).astype(np.float32), device="cuda")
     y = F.conv1d(x, w, padding=3) + x
-    steps = create_schedule([y.node])
-    convs = [s for s in steps if isinstance(s, TemplateStep)]
-    assert len(convs) == 1 and convs[0].out is y.node and convs[0].inputs[-1] is x.node
+    steps = create_schedule([y.node], x.device.graph_passes)
+    convs = [s for s in steps if isinstance(s, LibraryStep)]
+    assert len(convs) == 1 and convs[0].out is y.node and convs[0].inputs[-1] is x.node and has_addend(convs[0].node)
     assert not any(getattr(s, "kernel", None) is not None and s.out is y.node for s in steps)
