@@ -100,12 +100,11 @@ class Program:
                 for s in c.slots:
                     if bufs[s] is None:
                         bufs[s] = self.slot_device[s].empty(*self.meta[s])
-                args = [bufs[s] for s in c.slots]
                 if bind:
-                    c.bound = c.launch.bind(args)
+                    c.bound = c.launch.bind([bufs[s] for s in c.slots])
                     c.bound()
-                else:
-                    c.launch(args)
+                else:  # no name holds the list: buffers freed by ``after`` are gone at once
+                    c.launch([bufs[s] for s in c.slots])
             if debug:
                 self.device.synchronize()
                 print(f"[audiograd] {c.name}: {1e3*(time.perf_counter()-t0):.3f} ms", file=sys.stderr)
