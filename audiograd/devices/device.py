@@ -31,23 +31,22 @@ class Device:
     """One place where tensors live. Subclasses set ``kind`` and implement the methods below."""
 
     kind = ""                 # the name before the index: "cpu", "cuda", ...
+    indexed = False           # whether the kind has several instances (GPUs by number)
     is_host = False           # buffers are numpy arrays of this process (no copy to read them)
     # dtypes in which 1-D convolutions run on the conv_rows library op (else a BLAS product of
     # gathered columns)
     conv_rows_dtypes: frozenset = frozenset()
     has_fused_adam = False    # whether fused_adam returns a launch
-    graph_passes: tuple = ()  # functions (nodes, consumers, keep) -> changed, run before scheduling
+    # rewrites run before scheduling: (bases, consumers, ids to keep) -> {node id: the library
+    # node that computes it instead} (see ``schedule.fuse.create_schedule``)
+    graph_passes: tuple = ()
 
     def __init__(self, index: int = 0):
         self.index = index
+        # the canonical name: the kind alone for a device that has one instance, else "kind:index"
+        self.name = f"{self.kind}:{index}" if self.indexed else self.kind
 
     # ---- naming ----------------------------------------------------------------------------
-    @property
-    def name(self) -> str:
-        """The canonical name: "cpu" for a device that has one instance, else "kind:index"."""
-        return f"{self.kind}:{self.index}" if self.indexed else self.kind
-
-    indexed = False           # whether the kind has several instances (GPUs by number)
 
     def __str__(self) -> str:
         return self.name
