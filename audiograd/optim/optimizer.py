@@ -19,9 +19,9 @@ from ..devices.registry import host
 from ..tensor.tensor import Tensor, realize_all
 
 
-def scalar_tensor(value: float, device=None) -> Tensor:
-    """A realized 0-d float64 tensor holding ``value`` on ``device`` (default: the host, whose
-    buffer can be overwritten in place)."""
+def scalar_tensor(value: float, device) -> Tensor:
+    """A realized 0-d float64 tensor holding ``value`` on ``device`` (a host one's buffer can be
+    overwritten in place)."""
     return Tensor(np.array(value, np.float64), dtype=dt.float64, device=device).realize()
 
 
