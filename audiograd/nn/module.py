@@ -7,9 +7,8 @@ from typing import Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from .. import dtypes as dt
-from ..devices.device import Device
 from ..devices.registry import gpu, host
-from ..tensor.device import check_device
+from ..tensor.device import check_device, names_a_device
 from ..tensor.tensor import Tensor, realize_all
 
 
@@ -209,7 +208,7 @@ class Module:
         """Move to a device (``to("cuda")``), cast floating parameters and buffers
         (``to(audiograd.float64)``), or both. Parameters keep their identity, as in PyTorch:
         an optimizer built before the move still updates them; their gradients move too."""
-        if isinstance(target, Device) or (isinstance(target, str) and target not in dt._BY_NAME):
+        if names_a_device(target):
             device, target = target, None
         d = target if target is not None else dtype
         d = dt.to_dtype(d) if d is not None else None

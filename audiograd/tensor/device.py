@@ -11,11 +11,18 @@ from typing import Optional
 
 import numpy as np
 
+from .. import dtypes as dt
 from ..devices.device import Device
 from ..devices.registry import get_device, host
 from ..graph import lazy
 from ..graph.lazy import LazyNode
 from .autograd import Function
+
+
+def names_a_device(target) -> bool:
+    """Whether ``to(target)``'s first argument is a device rather than a dtype (a device object,
+    or a string that is no dtype name)."""
+    return isinstance(target, Device) or (isinstance(target, str) and target not in dt._BY_NAME)
 
 
 def check_device(device) -> Optional[Device]:

@@ -16,7 +16,7 @@ from ..engine.program import realize
 from . import functions as F
 from .autograd import backward as _backward
 from .data import node_from_data
-from .device import ToDevice, check_device, host_array, move_node
+from .device import ToDevice, check_device, host_array, move_node, names_a_device
 from .checks import check_numel
 from .errors import ShapeError, broadcast_shapes
 from .movement import MovementMixin
@@ -160,7 +160,7 @@ class Tensor(MovementMixin, ReductionMixin):
 
     def to(self, target=None, dtype=None, device=None) -> "Tensor":
         """Cast (``to(audiograd.float64)``), move (``to('cuda')``, ``to('cpu')``) or both."""
-        if isinstance(target, Device) or (isinstance(target, str) and target not in dt._BY_NAME):
+        if names_a_device(target):
             device, target = target, None
         d = dt.to_dtype(target if target is not None else dtype) if (target or dtype) is not None else self.dtype
         out = self if d is self.dtype else F.Cast.apply(self, dtype=d)
