@@ -7,6 +7,7 @@ from typing import Optional
 from ..tensor import pad, where
 from ..tensor.creation import rand
 from ..tensor.tensor import Tensor
+from .attention import scaled_dot_product_attention
 from .conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
 from .interpolate import interpolate
 from .pooling import avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
@@ -139,4 +140,4 @@ def group_norm(x: Tensor, num_groups: int, weight: Optional[Tensor] = None, bias
 __all__ = ["pad", "relu", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh", "softplus", "softmax",
            "log_softmax", "snake", "snake_beta", "linear", "dropout", "layer_norm", "group_norm", "conv1d",
            "conv2d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "max_pool2d", "avg_pool1d",
-           "avg_pool2d", "interpolate"]
+           "avg_pool2d", "interpolate", "scaled_dot_product_attention"]
