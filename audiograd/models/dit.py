@@ -143,10 +143,8 @@ class DiffusionTransformer(nn.Module):
         # stable-audio-tools drops the conditioning tokens' mask (cross_attn_cond_mask) before
         # the transformer: padded prompt tokens are attended to; the released weights were trained
         # so. The negative prompt's mask is used below to zero its padded tokens.
-        t_host = t.numpy().astype(np.float64)
-        sigma0 = math.sin(t_host[0] * math.pi / 2) if self.diffusion_objective == "v" else float(t_host[0])
         guided = (cfg_scale != 1.0 and (cross_attn_cond is not None or prepend_cond is not None)
-                  and cfg_interval[0] <= sigma0 <= cfg_interval[1])
+                  and self._in_cfg_interval(t, cfg_interval))
         if not guided:
             return self._forward(x, t, cross_attn_cond, input_concat_cond, global_embed, prepend_cond)
         both = lambda v: None if v is None else cat([v, v], dim=0)  # noqa: E731
@@ -172,6 +170,17 @@ class DiffusionTransformer(nn.Module):
             ratio = cond.std(dim=1, keepdim=True) / cfg.std(dim=1, keepdim=True)
             return (cfg * ratio) * scale_phi + cfg * (1 - scale_phi)
         return cfg
+
+    def _in_cfg_interval(self, t: Tensor, interval) -> bool:
+        """Whether the first item's noise level lies in ``interval``; every level (sin(t pi/2)
+        for "v", t for rectified flow, t in [0, 1]) lies in the default (0, 1), so only other
+        intervals read ``t`` back to the host."""
+        lo, hi = interval
+        if lo <= 0 and hi >= 1:
+            return True
+        t0 = float(t.numpy().astype(np.float64)[0])
+        sigma = math.sin(t0 * math.pi / 2) if self.diffusion_objective == "v" else t0
+        return lo <= sigma <= hi
 
     def _check(self, x: Tensor, t: Tensor) -> None:
         channels = self.io_channels
