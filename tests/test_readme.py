@@ -31,7 +31,8 @@ README = (ROOT / "README.md").read_text()
 FENCE = re.compile(r"^( *)```(\w+)\n(.*?)^\1```", re.M | re.S)
 CLI_COMMANDS = ("encode", "decode", "reconstruct")
 # modules of the test extra and the reference implementations: the main job must not need them
-TEST_ONLY_MODULES = ("torch", "stable_audio_tools", "auraloss", "einops", "alias_free_torch", "hypothesis", "pytest")
+TEST_ONLY_MODULES = ("torch", "stable_audio_tools", "auraloss", "einops", "alias_free_torch", "hypothesis", "pytest",
+                     "transformers", "k_diffusion", "torchsde", "scipy")
 
 
 def blocks(language):
