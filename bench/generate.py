@@ -57,24 +57,23 @@ def main() -> None:
     repeat = 2 if args.quick else 5
     rows, notes = [], []
     if "step" in only:
+        modes = ("fp32", "tf32") if args.device == "cuda" else ("fp32",)
         for preset, frames, batch in STEP_CASES[args.device]:
-            p = dict(preset=preset, frames=frames, batch=batch, device=args.device, repeat=repeat)
+            p = dict(preset=preset, frames=frames, batch=batch, device=args.device, repeat=repeat, precisions=modes)
             ours = child("ours", "step", p)
-            ref = child("torch", "step", dict(p, compile=False))
+            eager = child("torch", "step", dict(p, compile=False))
+            compiled = child("torch", "step", dict(p, compile=True)) if args.device == "cuda" and not args.no_compile \
+                else None
             label = f"{preset} DiT step, {frames} latents, batch {batch}"
-            rows.append(row(label, ours["time_s"], ref["time_s"], None,
-                            note=f"max|diff|/max {abs_err(ours, ref):.1e}"))
-            if args.device == "cuda":
-                for mode in ("tf32",):
-                    o = child("ours", "step", dict(p, precision=mode))
-                    r = child("torch", "step", dict(p, precision=mode, compile=False))
-                    rows.append(row(f"{label}, {mode}", o["time_s"], r["time_s"], None))
-                if not args.no_compile:
-                    for mode in ("fp32", "tf32"):
-                        o = child("ours", "step", dict(p, precision=mode))
-                        c = child("torch", "step", dict(p, precision=mode, compile=True))
-                        rows.append(row(f"{label}, {mode} vs torch.compile", o["time_s"], c["time_s"], None,
-                                        note=f"compile {c['first_s']:.0f} s"))
+            for mode in modes:
+                o, e = ours[mode], eager[mode]
+                rows.append(row(f"{label}, {mode} vs eager", o["time_s"], e["time_s"], None,
+                                note=f"max|diff|/max {abs_err(o, e):.1e}"
+                                + (f", peak torch {e['peak_bytes'] / 2**30:.2f} GiB" if e.get("peak_bytes") else "")))
+                if compiled is not None:
+                    c = compiled[mode]
+                    rows.append(row(f"{label}, {mode} vs torch.compile", o["time_s"], c["time_s"], None,
+                                    note=f"torch.compile first call {c['first_s']:.0f} s"))
     if "e2e" in only:
         cases = [("sao-small", 11.0, 8)] + ([("sao-1.0", 47.0, 100)] if args.device == "cuda" else [])
         for preset, seconds, steps in cases:

@@ -56,52 +56,64 @@ def _timer(device: str, repeat: int):
     return run
 
 
-def ours_step(preset: str, frames: int, batch: int, device: str, repeat: int, precision: str = "fp32") -> dict:
+def ours_step(preset: str, frames: int, batch: int, device: str, repeat: int, precisions=("fp32",)) -> dict:
     import audiograd as ag
+    from audiograd.devices.registry import get_device
     from audiograd.models.dit import DiffusionTransformer
     from audiograd.models.random_init import seeded_state
-    ag.config.cuda_matmul_precision = precision
     model = DiffusionTransformer(**_dit_kwargs(preset))
     model.load_state_dict(seeded_state({k: p.shape for k, p in model.named_parameters()}), strict=False)
     model = model.to(device)
     x, t, cross, glob, cfg_scale = _step_inputs(preset, frames, batch)
     args = [ag.tensor(a, device=device) for a in (x, t, cross, glob)]
-    step = ag.jit(lambda x, t, c, g: model(x, t, cross_attn_cond=c, global_embed=g, cfg_scale=cfg_scale))
-    t0 = time.perf_counter()
-    out = step(*args).numpy()
-    first = time.perf_counter() - t0
-    from audiograd.devices.registry import get_device
-    took = _timer(device, repeat)(lambda: step(*args), get_device(device).synchronize)
-    return {"time_s": took, "first_s": first, "sample": out.ravel()[:4096].tolist()}
+    result = {}
+    for precision in precisions:
+        ag.config.cuda_matmul_precision = precision
+        step = ag.jit(lambda x, t, c, g: model(x, t, cross_attn_cond=c, global_embed=g, cfg_scale=cfg_scale))
+        t0 = time.perf_counter()
+        out = step(*args).numpy()
+        first = time.perf_counter() - t0
+        took = _timer(device, repeat)(lambda: step(*args), get_device(device).synchronize)
+        result[precision] = {"time_s": took, "first_s": first, "sample": out.ravel()[:4096].tolist()}
+        del step
+    return result
 
 
-def torch_step(preset: str, frames: int, batch: int, device: str, repeat: int, precision: str = "fp32",
+def torch_step(preset: str, frames: int, batch: int, device: str, repeat: int, precisions=("fp32",),
                compile: bool = False) -> dict:
     from sat_generation_reference import _load
     from audiograd.models.random_init import seeded_state
     ref = _load()
     torch = ref.torch
     torch.set_num_threads(2)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
     model = ref.dit.DiffusionTransformer(**_dit_kwargs(preset)).eval()
     state = seeded_state({k: tuple(p.shape) for k, p in model.named_parameters()})
     model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
     model = model.to(device)
     x, t, cross, glob, cfg_scale = _step_inputs(preset, frames, batch)
     args = [torch.from_numpy(a).to(device) for a in (x, t, cross, glob)]
-    fn = torch.compile(model) if compile else model
-
-    def call():
-        with torch.no_grad():
-            return fn(args[0], args[1], cross_attn_cond=args[2], global_embed=args[3], cfg_scale=cfg_scale)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    t0 = time.perf_counter()
-    out = call().float().cpu().numpy()
-    sync()
-    first = time.perf_counter() - t0
-    took = _timer(device, repeat)(call, sync)
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
-    return {"time_s": took, "first_s": first, "peak_bytes": peak, "sample": out.ravel()[:4096].tolist()}
+    result = {}
+    for precision in precisions:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        if compile:
+            torch._dynamo.reset()
+        fn = torch.compile(model) if compile else model
+
+        def call():
+            with torch.no_grad():
+                return fn(args[0], args[1], cross_attn_cond=args[2], global_embed=args[3], cfg_scale=cfg_scale)
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        out = call().float().cpu().numpy()
+        sync()
+        first = time.perf_counter() - t0
+        took = _timer(device, repeat)(call, sync)
+        peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
+        result[precision] = {"time_s": took, "first_s": first, "peak_bytes": peak,
+                             "sample": out.ravel()[:4096].tolist()}
+    return result
 
 
 if __name__ == "__main__":  # a quick manual check of one side: python bench/generate_sides.py ours step

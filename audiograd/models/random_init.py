@@ -20,10 +20,10 @@ def seeded_value(name: str, shape: Tuple[int, ...], seed: int = 0) -> np.ndarray
     stream depends only on ``seed`` and the name, not on the order of parameters."""
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-    value = rng.standard_normal(shape) / math.sqrt(max(fan_in, 1))
+    value = rng.standard_normal(shape, dtype=np.float32) * np.float32(1 / math.sqrt(max(fan_in, 1)))
     if is_gain(name):
-        value = 1.0 + 0.1 * value
-    return value.astype(np.float32)
+        value = np.float32(1) + np.float32(0.1) * value
+    return value
 
 
 def seeded_state(shapes: Dict[str, Tuple[int, ...]], seed: int = 0, skip=()) -> Dict[str, np.ndarray]:
