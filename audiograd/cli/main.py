@@ -90,6 +90,8 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_parity)
     from .audio_commands import add_parsers as add_audio_parsers
     add_audio_parsers(sub)
+    from .generate_command import add_parser as add_generate_parser
+    add_generate_parser(sub)
     args = parser.parse_args(argv)
     from .signals import report_interrupt, signals_as_exceptions
     try:

@@ -53,10 +53,11 @@ class NumberConditioner(nn.Module):
 
     def forward(self, values: Sequence[float]) -> Tuple[Tensor, Tensor]:
         param = next(self.parameters())
-        floats = np.clip(np.asarray([float(v) for v in values], dtype=np.float32), self.min_val, self.max_val)
-        # stable-audio-tools normalises in float32, then casts to the embedder's dtype
-        normalized = ((floats - np.float32(self.min_val)) / np.float32(self.max_val - self.min_val)).astype(np.float32)
-        x = Tensor(normalized.astype(param.dtype.np), device=param.device)
+        # normalised in the model's precision (stable-audio-tools: in torch's default dtype)
+        dtype = param.dtype.np
+        floats = np.clip(np.asarray([float(v) for v in values], dtype=dtype), dtype(self.min_val), dtype(self.max_val))
+        normalized = (floats - dtype(self.min_val)) / dtype(self.max_val - self.min_val)
+        x = Tensor(normalized.astype(dtype), device=param.device)
         embeds = self.embedder(x).unsqueeze(1)
         return embeds, Tensor(np.ones((len(floats), 1), dtype=bool), device=param.device)
 

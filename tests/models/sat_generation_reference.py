@@ -9,6 +9,7 @@ keeps these copies apart from the Oobleck reference shim, which stands in for ot
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import types
@@ -29,6 +30,7 @@ def _package(name: str, path: str) -> None:
 def _standin(name: str, **attrs) -> types.ModuleType:
     mod = types.ModuleType(name)
     mod.__doc__ = "stand-in of a module the tested reference code imports but never uses"
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, None)  # others probe it with find_spec
     for key, value in attrs.items():
         setattr(mod, key, value)
     sys.modules[name] = mod
@@ -58,27 +60,39 @@ def _ensure_torchaudio() -> None:
         ta.transforms = _standin("torchaudio.transforms", Resample=_unused("Resample"))
 
 
-def _ensure_torchvision() -> None:
+def _drop_torchvision() -> None:
+    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+        sys.modules.pop(name)
+
+
+def _ensure_torchvision() -> bool:
+    """Make ``torchvision.transforms.functional`` importable; True if a stand-in was needed (it
+    must be dropped again once k-diffusion is imported: other libraries probe torchvision)."""
     try:
         importlib.import_module("torchvision.transforms.functional")
+        return False
     except Exception:
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            sys.modules.pop(name)
+        _drop_torchvision()
         tv = _standin("torchvision")
         tv.__path__ = []
         tr = _standin("torchvision.transforms")
         tr.__path__ = []
         tv.transforms = tr
         tr.functional = _standin("torchvision.transforms.functional")
+        return True
 
 
 def _load_k_diffusion():
     if f"{_KD}.external" not in sys.modules:
         root = _root("k_diffusion")
-        _ensure_torchvision()
+        standin = _ensure_torchvision()
         _package(_KD, root)
-        for sub in ("utils", "sampling", "external"):
-            setattr(sys.modules[_KD], sub, importlib.import_module(f"{_KD}.{sub}"))
+        try:
+            for sub in ("utils", "sampling", "external"):
+                setattr(sys.modules[_KD], sub, importlib.import_module(f"{_KD}.{sub}"))
+        finally:
+            if standin:
+                _drop_torchvision()
     return sys.modules[_KD]
 
 
@@ -90,6 +104,7 @@ class GenerationReference(NamedTuple):
     diffusion: types.ModuleType    # ConditionedDiffusionModelWrapper, DiTWrapper
     sampling: types.ModuleType     # sample_k, sample_rf, ...
     k_diffusion: types.ModuleType  # .sampling, .external
+    autoencoders: types.ModuleType  # OobleckEncoder, OobleckDecoder
 
 
 def _load() -> GenerationReference:
@@ -107,7 +122,7 @@ def _load() -> GenerationReference:
                  set_audio_channels=_unused("set_audio_channels"))
     m = lambda name: importlib.import_module(f"{_SAT}.{name}")  # noqa: E731
     return GenerationReference(torch, m("models.dit"), m("models.transformer"), m("models.conditioners"),
-                               m("models.diffusion"), m("inference.sampling"), kd)
+                               m("models.diffusion"), m("inference.sampling"), kd, m("models.autoencoders"))
 
 
 def require_generation_reference() -> GenerationReference:

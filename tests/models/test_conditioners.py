@@ -25,7 +25,11 @@ def _pair(output_dim=24, min_val=0, max_val=512, seed=0):
 def test_number_conditioner_matches_reference_float64():
     ref, ours = _pair()
     values = [0, 3.5, 47.55, 511.9, 900, -4]  # clamped at both ends, as the reference does
-    want_emb, want_mask = ref(values, device="cpu")
+    torch.set_default_dtype(torch.float64)  # the reference normalises in the default dtype
+    try:
+        want_emb, want_mask = ref(values, device="cpu")
+    finally:
+        torch.set_default_dtype(torch.float32)
     got_emb, got_mask = ours(values)
     assert got_emb.shape == tuple(want_emb.shape) == (6, 1, 24)
     np.testing.assert_allclose(got_emb.numpy(), want_emb.detach().numpy(), rtol=1e-12, atol=1e-12)
