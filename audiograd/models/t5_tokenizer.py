@@ -82,9 +82,8 @@ class T5TextTokenizer:
         return ids, mask
 
 
-def standin_tokenizer() -> T5TextTokenizer:
-    """A character-level tokenizer built in code (``tokenizers``' WordLevel over printable ASCII):
-    for random-weight runs without T5's files. Its ids are NOT t5's."""
+def standin_backend():
+    """The ``tokenizers.Tokenizer`` of :func:`standin_tokenizer` (it can be saved as tokenizer.json)."""
     try:
         from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
     except ImportError:
@@ -95,10 +94,17 @@ def standin_tokenizer() -> T5TextTokenizer:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return tok
+
+
+def standin_tokenizer() -> T5TextTokenizer:
+    """A character-level tokenizer built in code (``tokenizers``' WordLevel over printable ASCII):
+    for random-weight runs without T5's files. Its ids are NOT t5's."""
+    tok = standin_backend()
 
     def encode(texts: Sequence[str]) -> List[List[int]]:
         return [e.ids for e in tok.encode_batch(list(texts))]
     return T5TextTokenizer(encode, 1, source="stand-in")
 
 
-__all__ = ["T5TextTokenizer", "standin_tokenizer"]
+__all__ = ["T5TextTokenizer", "standin_tokenizer", "standin_backend"]

@@ -4,7 +4,6 @@ number conditioners, conditioning assembly, DiT wrapper, ``sample_k`` / ``sample
 Oobleck decoder."""
 from __future__ import annotations
 
-import copy
 import json
 import types
 
@@ -14,41 +13,17 @@ import pytest
 import audiograd as ag
 from audiograd.models.random_init import seeded_state
 from audiograd.models.sampling import NoiseSource
-from audiograd.models.sao_config import PRESETS, read_generation_config
+from audiograd.models.sao_config import read_generation_config
 from audiograd.models.stable_audio import StableAudio
-from audiograd.models.t5 import T5_BASE, seeded_t5
+from audiograd.models.t5 import seeded_t5
 from audiograd.models.t5_tokenizer import standin_tokenizer
 from audiograd.models.text_conditioner import TextConditioner
+from sao_configs import T5_TINY, VAE_TINY, tiny_config
 from sat_generation_reference import require_generation_reference
 
 REF = require_generation_reference()
 torch = REF.torch
 transformers = pytest.importorskip("transformers", reason="transformers' T5EncoderModel is the reference T5")
-
-T5_TINY = dict(T5_BASE, d_model=32, d_kv=16, d_ff=48, num_heads=2, num_layers=2, vocab_size=128)
-VAE_TINY = {"encoder": {"type": "oobleck", "config": {"in_channels": 2, "channels": 4, "c_mults": [1, 2],
-                                                      "strides": [2, 4], "latent_dim": 16, "use_snake": True}},
-            "decoder": {"type": "oobleck", "config": {"out_channels": 2, "channels": 4, "c_mults": [1, 2],
-                                                      "strides": [2, 4], "latent_dim": 8, "use_snake": True,
-                                                      "final_tanh": False}},
-            "bottleneck": {"type": "vae"}, "latent_dim": 8, "downsampling_ratio": 8, "io_channels": 2,
-            "sample_rate": 44100}
-
-
-def tiny_config(preset: str) -> dict:
-    cfg = copy.deepcopy(PRESETS[preset])
-    cfg["model"]["io_channels"] = 8
-    cfg["model"]["diffusion"]["config"].update(io_channels=8, embed_dim=128, depth=2, num_heads=2,
-                                               cond_token_dim=64, global_cond_dim=64 * len(
-                                                   cfg["model"]["diffusion"]["global_cond_ids"]))
-    cfg["model"]["conditioning"]["cond_dim"] = 64
-    cfg["model"]["pretransform"]["config"] = VAE_TINY
-    cfg["sample_size"] = 8 * 24
-    for c in cfg["model"]["conditioning"]["configs"]:
-        if c["type"] == "t5":
-            c["config"]["max_length"] = 12
-    return cfg
-
 
 def build_ours(cfg: dict) -> StableAudio:
     text = TextConditioner(standin_tokenizer(), seeded_t5(T5_TINY, seed=3), output_dim=64, max_length=12)
@@ -209,3 +184,30 @@ def test_config_errors_are_named(mutate, match):
     mutate(cfg)
     with pytest.raises((ValueError, NotImplementedError), match=match):
         read_generation_config(cfg)
+
+
+def write_t5_folder(folder, text: TextConditioner) -> None:
+    """A local T5 folder (config.json, model.safetensors, tokenizer.json) of ``text``'s encoder."""
+    from safetensors.numpy import save_file
+    from audiograd.models.t5_tokenizer import standin_backend
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(T5_TINY))
+    save_file({k: np.ascontiguousarray(v.numpy()) for k, v in text.encoder.state_dict().items()},
+              str(folder / "model.safetensors"))
+    standin_backend().save(str(folder / "tokenizer.json"))
+
+
+def test_from_pretrained_matches_the_model_it_was_saved_from(tmp_path):
+    from safetensors.numpy import save_file
+    cfg = tiny_config("sao-small")
+    model = build_ours(cfg)
+    save_file({k: np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()},
+              str(tmp_path / "model.safetensors"))
+    (tmp_path / "model_config.json").write_text(json.dumps(cfg))
+    write_t5_folder(tmp_path / "t5", model.texts["prompt"])
+    loaded = StableAudio.from_pretrained(tmp_path / "model.safetensors", tmp_path / "model_config.json",
+                                         t5=tmp_path / "t5", t5_half_weights=False)
+    kw = dict(seconds=0.002, steps=2, seed=4)
+    np.testing.assert_array_equal(loaded.generate("a dog barks", **kw), model.generate("a dog barks", **kw))
+    with pytest.raises(ValueError, match="needs T5"):
+        StableAudio.from_pretrained(tmp_path / "model.safetensors", tmp_path / "model_config.json")
