@@ -78,7 +78,7 @@ def generate(model, prompt: str, seconds=None, steps=None, cfg_scale=None, seed:
                             callback=callback, noise_sampler=noise_sampler)
     if model.vae is None:
         return latents.numpy()
-    audio = model.vae.decode(latents * model.vae_scale).numpy()
+    audio = model.decode(latents).numpy()
     keep = min(audio.shape[-1], int(round(seconds_total * cfg.sample_rate)))
     return audio[..., :keep]
 

@@ -54,6 +54,7 @@ class StableAudio(nn.Module):
         self.pretransform = _Holder(model=OobleckVAE(cfg.pretransform["config"])) if cfg.pretransform else None
         self.vae_scale = float(cfg.pretransform.get("scale", 1.0)) if cfg.pretransform else 1.0
         self._denoise = jit(_denoise_call)
+        self._decode = jit(_decode_call)
 
     def to(self, *args, **kwargs) -> "StableAudio":
         """Move or cast the model, T5 included (it is outside the module tree)."""
@@ -149,6 +150,10 @@ class StableAudio(nn.Module):
                         sample_size=sample_size, init_audio=init_audio, init_noise_level=init_noise_level,
                         callback=callback)
 
+    def decode(self, latents: Tensor) -> Tensor:
+        """Audio from latents through the autoencoder, replayed from captured kernels after the first call."""
+        return self._decode(self.vae, latents * self.vae_scale if self.vae_scale != 1.0 else latents)
+
     def denoise(self, x: Tensor, t: Tensor, cond: dict, negative: Optional[dict], cfg_scale: float) -> Tensor:
         """One DiT call with guidance, replayed from a captured kernel list after the first call."""
         neg = negative or {}
@@ -167,6 +172,10 @@ class _Holder(nn.Module):
 
     def forward(self, *args, **kwargs):
         raise TypeError("a container of named parts; call its parts")
+
+
+def _decode_call(vae, latents):
+    return vae.decode(latents)
 
 
 def _denoise_call(dit, x, t, cross, glob, neg_cross, neg_mask, cfg_scale):
