@@ -86,6 +86,22 @@ def _merge_batch(shape: Sequence[int], *strides: Sequence[int]) -> List[Tuple[in
     return merged
 
 
+def fold_broadcast_rows(batch, m: int, s_out, s_a, s_b):
+    """Fold the innermost batch dims over which ``b`` is broadcast (stride 0) into the rows of
+    ``a`` and ``out`` when both step through them by whole matrices: one product of
+    ``batch * m`` rows instead of a batch of ``m``-row products (a linear layer over (B, L, C)
+    input), which fills the GPU's tiles better. Returns (batch, m, s_out, s_a, s_b)."""
+    batch, s_out, s_a, s_b = list(batch), list(s_out), list(s_a), list(s_b)
+    while batch and m > 1:
+        e, i = batch[-1], len(batch) - 1
+        if not (s_b[i] == 0 and s_a[i] == m * s_a[-2] and s_out[i] == m * s_out[-2]):
+            break
+        batch.pop()
+        m *= e
+        del s_out[i], s_a[i], s_b[i]
+    return batch, m, s_out, s_a, s_b
+
+
 @dataclass
 class MatmulPlan:
     """Either the products that compute the matmul (``gemms``; buffers 0, 1, 2 are out, a, b)
@@ -102,6 +118,7 @@ def plan_matmul(out_shape: Sequence[int], k: int, s_out: Sequence[int], s_a: Seq
     *batch, m, n = out_shape
     if min(m, n) < 1 or any(e < 1 for e in batch):
         return MatmulPlan(gemms=[])
+    batch, m, s_out, s_a, s_b = fold_broadcast_rows(batch, m, s_out, s_a, s_b)
     if not 1 <= k <= INT_MAX or max(m, n) > INT_MAX:
         return None
     (sam, sak), (sbk, sbn), (scm, scn) = s_a[-2:], s_b[-2:], s_out[-2:]

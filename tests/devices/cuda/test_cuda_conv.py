@@ -526,3 +526,15 @@ def test_matmul_that_needs_a_copy_refuses_to_be_captured():
         dev.matmul(out, a, b)  # outside a capture the copy is fine
     stream.synchronize()
     _close(cp.asnumpy(out), cp.asnumpy(a).astype(np.float64) @ np.ones((5, 4)), 1e-5)
+
+
+def test_broadcast_weight_folds_batch_into_rows():
+    """(B, L, K) @ (K, N) broadcast over B is one product of B*L rows, not a batch of B."""
+    rng = np.random.default_rng(0)
+    a = _in_storage(rng.standard_normal((3, 5, 4)))
+    w = rng.standard_normal((4, 6))
+    b = _in_storage(np.broadcast_to(w, (3, 4, 6)))
+    out = np.full((3, 5, 6), np.nan)
+    plan = _run_plan(out, *_in_storage(out)[:2], (a, b))
+    assert len(plan.gemms) == 1 and plan.gemms[0].batch == 1 and 15 in (plan.gemms[0].m, plan.gemms[0].n)
+    np.testing.assert_allclose(out, a[2] @ w, rtol=1e-12)
