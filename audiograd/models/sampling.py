@@ -28,12 +28,16 @@ class NoiseSource:
     """Seeded standard normal noise (numpy's PCG64): the same numbers for a seed on every device."""
 
     def __init__(self, seed: int):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.rng = np.random.default_rng(int(seed))
 
-    def normal(self, shape, dtype, device) -> Tensor:
-        return Tensor(self.rng.standard_normal(shape).astype(dtype.np), device=device)
+    def normal(self, shape, dtype, device=None) -> Tensor:
+        """The next ``shape`` standard normals, drawn in float64 on the host, then cast to
+        ``dtype`` and placed on ``device``: every device sees the same numbers."""
+        return Tensor(self.rng.standard_normal(tuple(shape)).astype(dtype.np), device=device)
 
-    def sampler(self, shape, dtype, device) -> Callable[[float, float], Tensor]:
+    def sampler(self, shape, dtype, device=None) -> Callable[[float, float], Tensor]:
         """A ``noise_sampler(sigma, sigma_next)`` drawing a fresh tensor per call."""
         return lambda sigma, sigma_next: self.normal(shape, dtype, device)
 
@@ -41,6 +45,9 @@ class NoiseSource:
 def polyexponential_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 1.0) -> np.ndarray:
     """k-diffusion's ``get_sigmas_polyexponential``: ``steps`` noise levels from sigma_max down to
     sigma_min, polynomial (degree ``rho``) in log sigma, then a final zero."""
+    _check_steps(steps)
+    if not 0 < sigma_min <= sigma_max:
+        raise ValueError(f"noise levels need 0 < sigma_min <= sigma_max, got {sigma_min!r} and {sigma_max!r}")
     ramp = np.linspace(1.0, 0.0, steps) ** rho
     sigmas = np.exp(ramp * (math.log(sigma_max) - math.log(sigma_min)) + math.log(sigma_min))
     return np.append(sigmas, 0.0)
@@ -49,11 +56,19 @@ def polyexponential_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: 
 def rf_schedule(steps: int, sigma_max: float = 1.0) -> np.ndarray:
     """stable-audio-tools' ``sample_rf`` times: logSNR evenly spaced from logsnr_max to 2,
     t = sigmoid(-logSNR), the ends pinned to sigma_max and 0."""
+    _check_steps(steps)
+    if not sigma_max > 0:
+        raise ValueError(f"sigma_max must be positive, got {sigma_max!r}")
     sigma_max = min(sigma_max, 1.0)
     logsnr_max = math.log((1 - sigma_max) / sigma_max + 1e-6) if sigma_max < 1 else -6.0
     t = 1.0 / (1.0 + np.exp(np.linspace(logsnr_max, 2.0, steps + 1)))
     t[0], t[-1] = sigma_max, 0.0
     return t
+
+
+def _check_steps(steps) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
 
 
 def _times(x: Tensor, value: float) -> Tensor:
@@ -193,7 +208,11 @@ def sample_rf(model_fn: Model, noise: Tensor, init_data: Optional[Tensor] = None
               **extra_args) -> Tensor:
     """stable-audio-tools' ``sample_rf`` for rectified-flow models (the model predicts the
     velocity noise - data): ping-pong (denoise fully, then re-noise to the next level with fresh
-    noise) or Euler steps along the velocity."""
+    noise) or Euler steps along the velocity.
+
+    The callback sees, as k-diffusion's do, the x entering step i (counted from 0) and its
+    denoised estimate x - t * v; stable-audio-tools' Euler reports the x after the step and
+    counts from 1."""
     if sampler_type not in RF_SAMPLERS:
         raise ValueError(f"unknown sampler {sampler_type!r} for a rectified-flow model: choose one of "
                          f"{', '.join(RF_SAMPLERS)}")
@@ -205,12 +224,11 @@ def sample_rf(model_fn: Model, noise: Tensor, init_data: Optional[Tensor] = None
     for i in range(len(t) - 1):
         now, nxt = float(t[i]), float(t[i + 1])
         v = model_fn(x, _times(x, now), **extra_args)
+        denoised = x - v * now
+        _report(callback, x, i, now, denoised)
         if sampler_type == "euler":
             x = x + v * (nxt - now)
-            _report(callback, x, i, now, x - v * nxt)
         else:
-            denoised = x - v * now
-            _report(callback, x, i, now, denoised)
             x = denoised * (1 - nxt) + noise_sampler(now, nxt) * nxt
     return x
 
