@@ -185,7 +185,10 @@ def sample_k(model_fn: Model, noise: Tensor, init_data: Optional[Tensor] = None,
              sampler_type: str = "dpmpp-3m-sde", sigma_min: float = 0.3, sigma_max: float = 500.0, rho: float = 1.0,
              callback=None, noise_sampler=None, **extra_args) -> Tensor:
     """stable-audio-tools' ``sample_k`` for "v" models: polyexponential sigmas, initial noise
-    scaled by the first sigma (added to ``init_data`` for variations), then the sampler."""
+    scaled by the first sigma (added to ``init_data`` for variations), then the sampler.
+
+    ``extra_args`` go to every model call; ``callback(info)`` is called once per step with
+    k-diffusion's keys. Without a ``noise_sampler`` the SDE samplers draw from ``NoiseSource(0)``."""
     if sampler_type not in V_SAMPLERS:
         raise ValueError(f"unknown sampler {sampler_type!r} for a 'v' model: choose one of {', '.join(V_SAMPLERS)}")
     sigmas = polyexponential_sigmas(steps, sigma_min, sigma_max, rho)
@@ -210,9 +213,9 @@ def sample_rf(model_fn: Model, noise: Tensor, init_data: Optional[Tensor] = None
     velocity noise - data): ping-pong (denoise fully, then re-noise to the next level with fresh
     noise) or Euler steps along the velocity.
 
-    The callback sees, as k-diffusion's do, the x entering step i (counted from 0) and its
-    denoised estimate x - t * v; stable-audio-tools' Euler reports the x after the step and
-    counts from 1."""
+    Without a ``noise_sampler`` ping-pong draws from ``NoiseSource(0)``. The callback sees, as
+    k-diffusion's do, the x entering step i (counted from 0) and its denoised estimate x - t * v;
+    stable-audio-tools' Euler reports the x after the step and counts from 1."""
     if sampler_type not in RF_SAMPLERS:
         raise ValueError(f"unknown sampler {sampler_type!r} for a rectified-flow model: choose one of "
                          f"{', '.join(RF_SAMPLERS)}")
