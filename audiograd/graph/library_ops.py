@@ -63,6 +63,12 @@ RFFT = LibraryOp("rfft", _rfft_shape, _any_view_or_const)
 # the transpose (adjoint) of RFFT: (..., 2, n_fft/2+1, frames) -> (..., n_fft, frames)
 RFFT_ADJOINT = LibraryOp("rfft_adjoint", _rfft_adjoint_shape, _any_view_or_const)
 
+# softmax(q @ k^T * scale (+ bias)) @ v per batch: q (N, Lq, D), k (N, Lk, D), v (N, Lk, Dv) ->
+# (N, Lq, Dv); arg is (scale, inner). The optional bias (the last source) is (outer, inner', rows, Lk)
+# with rows 1 or Lq, and batch n reads its plane (n // inner if outer > 1 else 0, n % inner if
+# inner' > 1 else 0): a mask shared over heads or over batches is never repeated
+ATTENTION = LibraryOp("attention", lambda s, arg: s[0][:-1] + (s[2][-1],), _any_view_or_const)
+
 ADDEND = "addend"
 
 
@@ -71,4 +77,4 @@ def has_addend(node) -> bool:
     return len(node.arg) > 3 and node.arg[3] == ADDEND
 
 
-BY_NAME = {op.name: op for op in (MATMUL, CONV_ROWS, RFFT, RFFT_ADJOINT)}
+BY_NAME = {op.name: op for op in (MATMUL, CONV_ROWS, RFFT, RFFT_ADJOINT, ATTENTION)}

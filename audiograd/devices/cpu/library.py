@@ -6,6 +6,7 @@ from typing import Tuple
 
 from ...config import config
 from ...graph.lazy import LazyNode
+from .attention_template import numpy_blas, render_attention
 from .conv_template import render_conv
 from .fft_template import render_fft
 
@@ -32,4 +33,17 @@ def fft_source(node: LazyNode) -> Tuple[str, str]:
     return name, render_fft(name, adjoint, n_fft, batch, frames, node.dtype.ctype, config.num_threads)
 
 
-SOURCES = {"conv_rows": conv_rows_source, "rfft": fft_source, "rfft_adjoint": fft_source}
+def attention_source(node: LazyNode) -> Tuple[str, str]:
+    """(function name, C source) of an ``attention`` node (its bias, if any, the fourth source)."""
+    q, k, v = node.srcs[:3]
+    bias = node.srcs[3].shape if len(node.srcs) > 3 else None
+    (n, lq, d), lk, dv = q.shape, k.shape[1], v.shape[2]
+    scale, inner = node.arg
+    tag = "x".join(map(str, bias)) if bias else "none"
+    name = f"attention_{n}_{lq}_{lk}_{d}_{dv}_b{tag}_i{inner}_{node.dtype.ctype[0]}"
+    return name, render_attention(name, node.dtype.ctype, n, lq, lk, d, dv, scale, inner, bias, config.num_threads,
+                                  numpy_blas())
+
+
+SOURCES = {"conv_rows": conv_rows_source, "rfft": fft_source, "rfft_adjoint": fft_source,
+           "attention": attention_source}

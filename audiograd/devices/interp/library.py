@@ -2,7 +2,7 @@
 
 Each launch fixes what it needs of its node at compile time (shapes, arguments, views) and
 keeps no reference to the graph. Convolutions and FFTs compute in float64 and round once to
-the output's dtype; products run ``np.matmul`` in the operands' dtype.
+the output's dtype; products and attention run in the operands' dtype.
 """
 from __future__ import annotations
 
@@ -54,6 +54,21 @@ def rfft_adjoint(out: np.ndarray, g: np.ndarray) -> None:
     out[...] = np.fft.irfft(spec * weights, n=n, axis=-2) * n
 
 
+def attention(out: np.ndarray, q: np.ndarray, k: np.ndarray, v: np.ndarray, bias, scale: float, inner: int) -> None:
+    """``out[n] = softmax(q[n] @ k[n]^T * scale + bias plane of n) @ v[n]`` in the operands' dtype;
+    ``bias`` is (outer, inner', rows, Lk) as ``ATTENTION`` reads it. A row with no finite score
+    gives zeros."""
+    n = q.shape[0]
+    scores = (q @ k.transpose(0, 2, 1)) * q.dtype.type(scale)
+    if bias is not None:
+        scores = scores.reshape(n // inner, inner, *scores.shape[1:]) + bias
+        scores = scores.reshape(n, *scores.shape[2:])
+    m = scores.max(-1, keepdims=True)
+    e = np.exp(scores - np.where(m == -np.inf, 0, m).astype(q.dtype))
+    s = e.sum(-1, keepdims=True)
+    out[...] = (e @ v) / np.where(s > 0, s, 1).astype(q.dtype)
+
+
 class LibraryLaunch(Launch):
     """A library op over a step's buffers (output first), reshaped to the node's shapes."""
 
@@ -64,6 +79,8 @@ class LibraryLaunch(Launch):
             self.weight_view = node.srcs[0].base_view()[1]
             self.offsets, self.length = node.arg[1], node.arg[2]
             self.addend = has_addend(node)
+        elif node.op == "attention":
+            self.scale, self.inner = node.arg
         elif node.op not in ("rfft", "rfft_adjoint"):
             raise NotImplementedError(f"the interpreter has no library op {node.op!r}")
 
@@ -77,6 +94,10 @@ class LibraryLaunch(Launch):
             bias = rest[0] if rest else None
             conv_rows(out, strided(bufs[1], self.weight_view), bufs[2].reshape(self.shapes[2]), bias, addend,
                       self.offsets, self.length)
+            return
+        if self.name == "attention":
+            ins = [b.reshape(s) for b, s in zip(bufs[1:], self.shapes[1:])]
+            attention(out.reshape(self.shapes[0]), *ins[:3], ins[3] if len(ins) > 3 else None, self.scale, self.inner)
             return
         out = out.reshape(self.shapes[0])
         src = bufs[1].reshape(self.shapes[1])
