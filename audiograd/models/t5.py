@@ -17,35 +17,55 @@ from ..tensor.tensor import Tensor
 from .checkpoint import load_state
 
 _SIZES = ("d_model", "d_kv", "d_ff", "num_heads", "num_layers", "vocab_size")
+_DEFAULTS = {"relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
+             "layer_norm_epsilon": 1e-6, "feed_forward_proj": "relu"}  # transformers' T5Config defaults
+MAX_PARAMETERS = 2e10  # t5-11b's encoder has about 5e9: a larger config.json is a hostile one
 
 
 def read_t5_config(source) -> dict:
-    """The encoder's sizes from a Hugging Face T5 config.json (path or dict), checked."""
-    where = str(source)
+    """The encoder's sizes from a Hugging Face T5 config.json (path or dict), checked: a missing
+    or mistyped key is one ``ValueError`` naming the key and the file."""
+    where = str(source) if isinstance(source, (str, Path)) else "T5 config"
     if isinstance(source, (str, Path)):
         try:
             with open(source, "rb") as f:
                 source = json.loads(f.read().decode("utf-8"))
         except FileNotFoundError:
             raise FileNotFoundError(f"T5 config not found: {where}") from None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{where}: not a JSON config ({e})") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            raise ValueError(f"{where}: not a JSON config ({type(e).__name__}: {e})") from None
     if not isinstance(source, dict):
-        raise ValueError(f"{where}: a T5 config is a JSON object")
-    cfg = {"relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
-           "layer_norm_epsilon": 1e-6, "feed_forward_proj": "relu"}
+        raise ValueError(f"{where}: a T5 config is a JSON object, got {type(source).__name__}")
+    cfg = dict(_DEFAULTS)
     cfg.update({k: source[k] for k in source if k in cfg or k in _SIZES})
     for key in _SIZES + ("relative_attention_num_buckets", "relative_attention_max_distance"):
-        value = cfg.get(key)
+        if key not in cfg:
+            raise ValueError(f"{where}: missing key {key!r} (a positive integer)")
+        value = cfg[key]
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{where}: {key} must be a positive integer, got {value!r}")
+    buckets, distance = cfg["relative_attention_num_buckets"], cfg["relative_attention_max_distance"]
+    if buckets < 4 or distance <= buckets // 4:  # the logarithmic buckets need both
+        raise ValueError(f"{where}: relative_attention_num_buckets {buckets} (at least 4) and "
+                         f"relative_attention_max_distance {distance} (more than a quarter of it) do not fit")
     eps = cfg["layer_norm_epsilon"]
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"{where}: layer_norm_epsilon must be a positive number, got {eps!r}")
-    if cfg["feed_forward_proj"] not in ("relu", "gated-gelu"):
-        raise NotImplementedError(f"{where}: feed_forward_proj {cfg['feed_forward_proj']!r} is not supported "
-                                  "(relu or gated-gelu)")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+        raise ValueError(f"{where}: layer_norm_epsilon must be a number in (0, 1), got {eps!r}")
+    act = cfg["feed_forward_proj"]
+    if not isinstance(act, str) or act not in ("relu", "gated-gelu"):
+        raise ValueError(f"{where}: feed_forward_proj {act!r} is not supported (\"relu\" as in t5-small/base/large, "
+                         "or \"gated-gelu\" as in t5 v1.1 and flan-t5)")
+    params = _parameter_count(cfg)
+    if params > MAX_PARAMETERS:
+        raise ValueError(f"{where}: the sizes ask for {params:.3g} encoder parameters (more than any T5; "
+                         f"limit {MAX_PARAMETERS:.0e})")
     return cfg
+
+
+def _parameter_count(cfg: dict) -> int:
+    inner = cfg["num_heads"] * cfg["d_kv"]
+    ff = cfg["d_ff"] * cfg["d_model"] * (3 if cfg["feed_forward_proj"].startswith("gated") else 2)
+    return cfg["vocab_size"] * cfg["d_model"] + cfg["num_layers"] * (4 * inner * cfg["d_model"] + ff)
 
 
 def relative_position_buckets(length: int, num_buckets: int, max_distance: int) -> np.ndarray:
@@ -65,7 +85,9 @@ def relative_position_buckets(length: int, num_buckets: int, max_distance: int) 
 
 
 class T5LayerNorm(nn.Module):
-    """Scale-only RMS norm: ``weight * x / sqrt(mean(x^2) + eps)`` (no mean, no bias)."""
+    """Scale-only RMS norm: ``weight * x / sqrt(mean(x^2) + eps)`` (no mean, no bias). The
+    reference computes the mean square in float32 even for half weights; audiograd's floating
+    types are float32 and float64, so the model's own dtype is always at least that wide."""
 
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -205,38 +227,63 @@ class T5Encoder(nn.Module):
         return self.encoder.final_layer_norm(x)
 
     @classmethod
-    def from_pretrained(cls, folder, half_weights: bool = False) -> "T5Encoder":
-        """Load the encoder of a local T5 folder (config.json and model.safetensors or
-        pytorch_model.bin; a whole T5's decoder and head are ignored). ``half_weights`` rounds
-        every weight to float16 and back, as stable-audio-tools' conditioner holds them."""
+    def random(cls, config, seed: int = 0) -> "T5Encoder":
+        """An encoder of ``config``'s sizes (a dict or config.json path) with seeded random
+        weights at realistic scales: runs without T5's files (see ``random_init``)."""
+        from .random_init import seeded_state
+        model = cls(config)
+        model.load_state_dict(seeded_state({k: p.shape for k, p in model.named_parameters()}, seed))
+        return model
+
+    @classmethod
+    def from_pretrained(cls, folder, dtype=None, half_weights: bool = False) -> "T5Encoder":
+        """Load the encoder of a local T5 folder: config.json and model.safetensors or
+        pytorch_model.bin, read by the safe readers (a whole T5's decoder and head are ignored;
+        ``encoder.embed_tokens.weight`` stands for ``shared.weight``). ``half_weights`` rounds
+        every weight to float16 and back, as stable-audio-tools' conditioner holds them;
+        ``dtype`` (e.g. ``audiograd.float64``) casts the model after loading."""
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"T5 folder not found: {folder}")
         model = cls(folder / "config.json")
         weights = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
         if weights is None:
-            raise FileNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin")
-        state = load_state(weights)
-        if "shared.weight" not in state and "encoder.embed_tokens.weight" in state:
-            state["shared.weight"] = state["encoder.embed_tokens.weight"]
-        wanted = model.state_dict()
-        missing = sorted(k for k in wanted if k not in state)
-        if missing:
-            raise ValueError(f"{weights}: missing T5 encoder weights {', '.join(missing[:5])}"
-                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
-        values = {k: state[k] for k in wanted}
-        if half_weights:
-            values = {k: v.astype(np.float16).astype(np.float32) for k, v in values.items()}
-        model.load_state_dict(values)
-        return model
+            raise FileNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin (T5's weights)")
+        model.load_state_dict(_encoder_state(load_state(weights), model, weights, half_weights))
+        return model.to(dtype=dtype) if dtype is not None else model
+
+
+def _encoder_state(state: dict, model: T5Encoder, source, half_weights: bool) -> dict:
+    """The encoder's weights from a T5 state dict, with missing or unexpected encoder keys named."""
+    state = dict(state)
+    alias = state.pop("encoder.embed_tokens.weight", None)
+    if "shared.weight" not in state and alias is not None:
+        state["shared.weight"] = alias
+    wanted = model.state_dict()
+    missing = sorted(k for k in wanted if k not in state)
+    unexpected = sorted(k for k in state if k.startswith(("encoder.", "shared.")) and k not in wanted)
+    if missing or unexpected:
+        raise ValueError(f"{source}: the T5 encoder's weights do not match config.json: "
+                         + "; ".join(f"{what} {_few(keys)}" for what, keys in
+                                     (("missing", missing), ("unexpected", unexpected)) if keys))
+    values = {}
+    for key, target in wanted.items():
+        value = state[key]
+        if not np.issubdtype(value.dtype, np.floating):
+            raise ValueError(f"{source}: {key} holds {value.dtype} values, not floating-point weights")
+        if tuple(value.shape) != tuple(target.shape):
+            raise ValueError(f"{source}: {key} has shape {tuple(value.shape)}, config.json asks for {tuple(target.shape)}")
+        values[key] = value.astype(np.float16).astype(np.float32) if half_weights else value
+    return values
+
+
+def _few(keys, shown: int = 5) -> str:
+    return ", ".join(keys[:shown]) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
 
 
 def seeded_t5(config: dict, seed: int = 0) -> T5Encoder:
-    """A T5 encoder of ``config``'s sizes with seeded random weights (no files needed)."""
-    from .random_init import seeded_state
-    model = T5Encoder(config)
-    model.load_state_dict(seeded_state({k: p.shape for k, p in model.named_parameters()}, seed), strict=False)
-    return model
+    """``T5Encoder.random``, as a function."""
+    return T5Encoder.random(config, seed)
 
 
 T5_BASE = {"d_model": 768, "d_kv": 64, "d_ff": 3072, "num_heads": 12, "num_layers": 12, "vocab_size": 32128,

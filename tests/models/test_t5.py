@@ -1,6 +1,9 @@
-"""T5 encoder against transformers' ``T5EncoderModel`` with identical random weights."""
+"""T5 encoder against transformers' ``T5EncoderModel`` with identical random weights; loading
+from folders written by transformers; hostile config.json and weights."""
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import types
 
@@ -14,19 +17,36 @@ torch = pytest.importorskip("torch", reason="PyTorch is the reference's runtime"
 transformers = pytest.importorskip("transformers", reason="transformers' T5EncoderModel is the reference")
 
 SMALL = dict(T5_BASE, d_model=64, d_kv=16, d_ff=96, num_heads=4, num_layers=2, vocab_size=300)
+BASE_SHAPE = dict(T5_BASE, vocab_size=512)  # t5-base's layers; a smaller table keeps the test fast
+CONFIGS = {"small": SMALL, "gated-gelu": dict(SMALL, feed_forward_proj="gated-gelu"), "t5-base": BASE_SHAPE}
 
 
-def reference(cfg: dict, seed: int = 0, dtype=None):
+def reference(cfg: dict, seed: int = 0, dtype=None, cls=None):
+    """transformers' model with every weight redrawn at a realistic scale: gains around 1,
+    matrices normal / sqrt(fan-in), relative position biases of a few units."""
     torch.manual_seed(seed)
-    conf = transformers.T5Config(**cfg, dropout_rate=0.0, is_encoder_decoder=False, use_cache=False)
-    model = transformers.T5EncoderModel(conf).eval()
-    with torch.no_grad():  # realistic scales, every weight non-trivial
+    conf = transformers.T5Config(**cfg, dropout_rate=0.0, use_cache=False)
+    model = (cls or transformers.T5EncoderModel)(conf).eval()
+    with torch.no_grad():
         for name, p in model.named_parameters():
             if "layer_norm" in name:
                 p.copy_(1 + 0.1 * torch.randn_like(p))
+            elif "relative_attention_bias" in name:
+                p.copy_(2 * torch.randn_like(p))
             else:
-                p.copy_(torch.randn_like(p) / (p.shape[-1] ** 0.5 if "bias" not in name else 1.0))
+                p.copy_(torch.randn_like(p) / p.shape[-1] ** 0.5)
     return model.to(dtype or torch.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached(name: str):
+    return reference(CONFIGS[name])
+
+
+def shared_reference(name: str, dtype=None):
+    """The float32 reference of ``CONFIGS[name]``, built once per session (transformers'
+    initialisation of t5-base's layers takes seconds), or a float64 copy of it."""
+    return _cached(name) if dtype is None else copy.deepcopy(_cached(name)).to(dtype)
 
 
 def ours_from(ref, cfg: dict) -> T5Encoder:
@@ -37,10 +57,11 @@ def ours_from(ref, cfg: dict) -> T5Encoder:
 
 
 def batch(cfg, length=16, seed=1):
+    """Three prompts: one filling ``length``, two mostly padding (ids 0 after the mask ends)."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(2, cfg["vocab_size"], (3, length))
     mask = np.ones_like(ids, dtype=bool)
-    mask[1, 9:] = False   # padded rows, as prompts shorter than max_length are
+    mask[1, 9:] = False
     mask[2, 2:] = False
     ids[~mask] = 0
     return ids, mask
@@ -54,79 +75,201 @@ def run_ref(ref, ids, mask):
 
 class _Float64Norm(types.ModuleType):
     """transformers' T5 modelling module sees ``torch.float32`` as float64: its layer norm
-    computes the variance in float32 whatever the model's dtype, which a float64 comparison must
-    not inherit."""
+    computes the mean square in float32 whatever the model's dtype, which a float64 reference
+    must not inherit."""
 
     def __getattr__(self, name):
         return torch.float64 if name == "float32" else getattr(torch, name)
 
 
-@pytest.mark.parametrize("cfg", [SMALL, dict(SMALL, feed_forward_proj="gated-gelu")], ids=["relu", "gated-gelu"])
-def test_float64_matches_transformers(cfg, monkeypatch):
+def _float64_norms(monkeypatch) -> None:
     from transformers.models.t5 import modeling_t5
     monkeypatch.setattr(modeling_t5, "torch", _Float64Norm("torch"))
-    ref = reference(cfg, dtype=torch.float64)
+
+
+@pytest.fixture
+def float64_reference(monkeypatch):
+    _float64_norms(monkeypatch)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_float64_matches_transformers(name, float64_reference):
+    cfg = CONFIGS[name]
+    ref = shared_reference(name, torch.float64)
     ids, mask = batch(cfg)
     want = run_ref(ref, ids, mask)
     got = ours_from(ref, cfg).double()(ids, mask).numpy()
-    assert np.abs(want).max() > 0.1
-    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+    assert want.std() > 0.3  # activations at a realistic scale, not a trivially small output
+    err = np.abs(got - want).max() / np.abs(want).max()
+    print(f"T5 {name} float64 max relative error: {err:.3g}")
+    assert err <= 1e-9
 
 
-@pytest.mark.parametrize("cfg,length", [(SMALL, 16), (T5_BASE, 12)], ids=["small", "t5-base"])
-def test_float32_within_twice_transformers_error(cfg, length):
-    ids, mask = batch(cfg, length)
-    ref64 = reference(cfg, dtype=torch.float64)
-    exact = run_ref(ref64, ids, mask)
-    ref32 = reference(cfg)
-    torch_err = np.abs(run_ref(ref32, ids, mask) - exact).max()
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_float32_within_twice_transformers_error(name, monkeypatch):
+    cfg = CONFIGS[name]
+    ids, mask = batch(cfg)
+    ref32 = shared_reference(name)
+    theirs = run_ref(ref32, ids, mask)
+    _float64_norms(monkeypatch)
+    exact = run_ref(shared_reference(name, torch.float64), ids, mask)  # the same weights, in float64
+    torch_err = np.abs(theirs - exact).max()
     our_err = np.abs(ours_from(ref32, cfg)(ids, mask).numpy().astype(np.float64) - exact).max()
-    print(f"T5 float32 max error: ours {our_err:.3g}, transformers {torch_err:.3g}")
-    assert our_err <= 2 * torch_err
+    print(f"T5 {name} float32 max error: ours {our_err:.3g}, transformers {torch_err:.3g}")
+    assert 0 < our_err <= 2 * torch_err
 
 
-def test_relative_position_buckets_match_transformers():
+@pytest.mark.parametrize("buckets,distance", [(32, 128), (16, 64), (8, 20), (32, 40)])
+def test_relative_position_buckets_match_transformers(buckets, distance):
     from transformers.models.t5.modeling_t5 import T5Attention
     n = 300
     rel = torch.arange(n)[None, :] - torch.arange(n)[:, None]
-    want = T5Attention._relative_position_bucket(rel, bidirectional=True, num_buckets=32, max_distance=128)
-    np.testing.assert_array_equal(relative_position_buckets(n, 32, 128), want.numpy())
+    want = T5Attention._relative_position_bucket(rel, bidirectional=True, num_buckets=buckets, max_distance=distance)
+    np.testing.assert_array_equal(relative_position_buckets(n, buckets, distance), want.numpy())
 
 
-@pytest.mark.parametrize("safe", [True, False], ids=["safetensors", "pytorch_model.bin"])
-def test_from_pretrained_folder(tmp_path, safe):
+def _assert_same_as(got: np.ndarray, want: np.ndarray) -> None:
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+FORMATS = ["model.safetensors", "pytorch_model.bin", "legacy pytorch_model.bin"]
+
+
+def save_folder(model, folder, fmt: str) -> None:
+    """A Hugging Face folder as transformers writes it: ``save_pretrained`` for safetensors; the
+    config plus ``torch.save`` of the state dict (zip, or the legacy pickle) for the
+    pytorch_model.bin that older transformers versions wrote."""
+    if fmt == "model.safetensors":
+        model.save_pretrained(folder)
+        return
+    model.config.save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin",
+               _use_new_zipfile_serialization=not fmt.startswith("legacy"))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_from_pretrained_folder(tmp_path, fmt):
     ref = reference(SMALL)
-    ref.save_pretrained(tmp_path, safe_serialization=safe)
+    save_folder(ref, tmp_path, fmt)
     ids, mask = batch(SMALL)
-    got = T5Encoder.from_pretrained(tmp_path)(ids, mask).numpy()
-    np.testing.assert_allclose(got, run_ref(ref, ids, mask), rtol=1e-4, atol=1e-4)
+    _assert_same_as(T5Encoder.from_pretrained(tmp_path)(ids, mask).numpy(), run_ref(ref, ids, mask))
+
+
+def test_from_pretrained_float64(tmp_path, float64_reference):
+    ref = reference(SMALL, dtype=torch.float64)
+    ref.save_pretrained(tmp_path)
+    ids, mask = batch(SMALL)
+    model = T5Encoder.from_pretrained(tmp_path, dtype=ag.float64)
+    want = run_ref(ref, ids, mask)
+    np.testing.assert_allclose(model(ids, mask).numpy(), want, rtol=0, atol=1e-9 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_whole_t5_checkpoint_loads_its_encoder(tmp_path, fmt):
+    full = reference(SMALL, cls=transformers.T5ForConditionalGeneration)
+    save_folder(full, tmp_path, fmt)  # tied embeddings: one storage under several keys
+    ids, mask = batch(SMALL)
+    with torch.no_grad():
+        want = full.encoder(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask.astype(np.int64))
+                            ).last_hidden_state.double().numpy()
+    _assert_same_as(T5Encoder.from_pretrained(tmp_path)(ids, mask).numpy(), want)
+
+
+def _save(folder, state, cfg=SMALL):
+    from safetensors.numpy import save_file
+    (folder / "config.json").write_text(json.dumps(cfg))
+    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(folder / "model.safetensors"))
+
+
+def _state(cfg=SMALL):
+    return {k: v.numpy() for k, v in T5Encoder.random(cfg, seed=2).state_dict().items()}
+
+
+def test_embed_tokens_alias_stands_for_shared(tmp_path):
+    state = _state()
+    state["encoder.embed_tokens.weight"] = state.pop("shared.weight")
+    _save(tmp_path, state)
+    ids, mask = batch(SMALL)
+    np.testing.assert_array_equal(T5Encoder.from_pretrained(tmp_path)(ids, mask).numpy(),
+                                  T5Encoder.random(SMALL, seed=2)(ids, mask).numpy())
 
 
 def test_half_weights_round_like_float16(tmp_path):
-    ref = reference(SMALL)
-    ref.save_pretrained(tmp_path)
+    reference(SMALL).save_pretrained(tmp_path)
     model = T5Encoder.from_pretrained(tmp_path, half_weights=True)
-    w = model.encoder.block[0].layer[0].SelfAttention.q.weight.numpy()
-    np.testing.assert_array_equal(w, w.astype(np.float16).astype(np.float32))
+    for key, value in model.state_dict().items():
+        w = value.numpy()
+        np.testing.assert_array_equal(w, w.astype(np.float16).astype(np.float32), err_msg=key)
 
 
-def test_hostile_config_and_missing_keys(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(dict(SMALL, num_heads="12")))
-    with pytest.raises(ValueError, match="num_heads must be a positive integer"):
+def test_weights_that_do_not_fit_are_named(tmp_path):
+    state = _state()
+    state["encoder.block.2.layer.0.SelfAttention.q.weight"] = state["encoder.block.0.layer.0.SelfAttention.q.weight"]
+    del state["encoder.final_layer_norm.weight"]
+    state["decoder.block.0.layer.0.SelfAttention.q.weight"] = state["shared.weight"]  # a whole T5's: ignored
+    _save(tmp_path, state)
+    with pytest.raises(ValueError, match=r"missing encoder\.final_layer_norm\.weight; "
+                                         r"unexpected encoder\.block\.2\.layer\.0\.SelfAttention\.q\.weight"):
         T5Encoder.from_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="JSON object"):
+    _save(tmp_path, _state(dict(SMALL, feed_forward_proj="gated-gelu")))  # weights of another layout
+    with pytest.raises(ValueError, match=r"missing encoder\.block\.0\.layer\.1\.DenseReluDense\.wi\.weight.*"
+                                         r"unexpected encoder\.block\.0\.layer\.1\.DenseReluDense\.wi_0\.weight"):
+        T5Encoder.from_pretrained(tmp_path)
+    _save(tmp_path, _state(dict(SMALL, d_ff=80)))
+    with pytest.raises(ValueError, match=r"DenseReluDense\.wi\.weight has shape \(80, 64\), config\.json asks for \(96, 64\)"):
+        T5Encoder.from_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="no model.safetensors or pytorch_model.bin"):
+        T5Encoder.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="T5 folder not found"):
+        T5Encoder.from_pretrained(tmp_path / "absent")
+
+
+HOSTILE = {
+    "missing d_model": ({k: v for k, v in SMALL.items() if k != "d_model"}, "missing key 'd_model'"),
+    "string size": (dict(SMALL, num_heads="12"), "num_heads must be a positive integer, got '12'"),
+    "bool size": (dict(SMALL, num_layers=True), "num_layers must be a positive integer, got True"),
+    "negative size": (dict(SMALL, d_kv=-1), "d_kv must be a positive integer"),
+    "float size": (dict(SMALL, d_ff=96.0), "d_ff must be a positive integer"),
+    "string eps": (dict(SMALL, layer_norm_epsilon="1e-6"), "layer_norm_epsilon must be a number"),
+    "activation": (dict(SMALL, feed_forward_proj="gated-silu"), "feed_forward_proj 'gated-silu' is not supported"),
+    "activation type": (dict(SMALL, feed_forward_proj=["relu"]), r"feed_forward_proj \['relu'\] is not supported"),
+    "buckets": (dict(SMALL, relative_attention_num_buckets=2), "relative_attention_num_buckets 2"),
+    "huge": (dict(SMALL, vocab_size=10 ** 12), "encoder parameters"),
+    "list": ([1, 2], "a T5 config is a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_config_is_named(tmp_path, case):
+    content, message = HOSTILE[case]
+    (tmp_path / "config.json").write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=message) as info:
+        T5Encoder.from_pretrained(tmp_path)
+    assert "config.json" in str(info.value)
+
+
+def test_unreadable_config(tmp_path):
+    (tmp_path / "config.json").write_bytes(b"\xff\xfe{not json")
+    with pytest.raises(ValueError, match="config.json: not a JSON config"):
         read_t5_config(tmp_path / "config.json")
-    (tmp_path / "config.json").write_text(json.dumps(SMALL))
-    from safetensors.numpy import save_file
-    save_file({"shared.weight": np.zeros((300, 64), np.float32)}, str(tmp_path / "model.safetensors"))
-    with pytest.raises(ValueError, match="missing T5 encoder weights encoder.block.0"):
-        T5Encoder.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="T5 config not found"):
+        read_t5_config(tmp_path / "absent.json")
 
 
-def test_bad_ids_are_named():
+def test_bad_inputs_are_named():
     model = T5Encoder(SMALL)
     with pytest.raises(ValueError, match="token id out of range"):
         model(np.array([[5, 400]]), np.ones((1, 2), bool))
     with pytest.raises(ValueError, match="attention_mask"):
         model(np.array([[5, 4]]), np.ones((1, 3), bool))
+    with pytest.raises(ValueError, match="integer array"):
+        model(np.array([[5.0, 4.0]]), np.ones((1, 2), bool))
+
+
+def test_random_encoder_is_seeded_and_realistic():
+    ids, mask = batch(SMALL)
+    a = T5Encoder.random(SMALL, seed=4)(ids, mask).numpy()
+    np.testing.assert_array_equal(a, T5Encoder.random(SMALL, seed=4)(ids, mask).numpy())
+    assert np.isfinite(a).all() and a.std() > 0.1
+    assert not np.array_equal(a, T5Encoder.random(SMALL, seed=5)(ids, mask).numpy())
