@@ -1,15 +1,19 @@
 """T5's tokenizer, as transformers' ``AutoTokenizer`` gives it for a local folder: the
 ``tokenizers`` library on tokenizer.json (transformers' fast tokenizer), or ``sentencepiece`` on
-spiece.model when no tokenizer.json exists (transformers' slow ``T5Tokenizer``). Texts get the
-end-of-sequence token, are truncated to ``max_length`` (the EOS kept) and padded with id 0."""
+spiece.model when no tokenizer.json exists (the segmentation transformers derives from it, special
+tokens written in the text included). Texts get the end-of-sequence token, are truncated to
+``max_length`` (the EOS kept) and padded with ``<pad>`` (id 0 in T5)."""
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
 import numpy as np
 
 PAD_ID = 0
+EXTRA_IDS = 100  # T5's sentinel tokens <extra_id_0> ... <extra_id_99>
 _INSTALL = "pip install 'audiograd[generate]' (tokenizers and sentencepiece)"
 
 
@@ -21,17 +25,20 @@ class T5TextTokenizer:
 
     @classmethod
     def from_folder(cls, folder) -> "T5TextTokenizer":
+        """The tokenizer of a local Hugging Face T5 folder: tokenizer.json when present (what
+        ``AutoTokenizer`` reads first), otherwise spiece.model."""
         folder = Path(folder)
         if (folder / "tokenizer.json").is_file():
             return cls._fast(folder / "tokenizer.json")
         if (folder / "spiece.model").is_file():
             return cls._sentencepiece(folder / "spiece.model")
-        raise FileNotFoundError(f"{folder}: no tokenizer.json or spiece.model (T5's tokenizer files)")
+        raise FileNotFoundError(f"{folder}: no tokenizer.json or spiece.model (T5's tokenizer files: "
+                                "provide the folder of t5-base as Hugging Face publishes it)")
 
     @classmethod
     def _fast(cls, path: Path) -> "T5TextTokenizer":
         try:
-            from tokenizers import Tokenizer
+            from tokenizers import Tokenizer, processors
         except ImportError:
             raise ImportError(f"reading {path} needs the tokenizers package: {_INSTALL}") from None
         try:
@@ -40,14 +47,15 @@ class T5TextTokenizer:
             raise ValueError(f"{path}: not a tokenizers file ({e})") from None
         tok.no_truncation()
         tok.no_padding()
-        eos = tok.token_to_id("</s>")
-        if eos is None:
-            raise ValueError(f"{path}: the vocabulary has no '</s>' token (is this T5's tokenizer?)")
+        eos, pad = tok.token_to_id("</s>"), tok.token_to_id("<pad>")
+        if eos is None or pad is None:
+            raise ValueError(f"{path}: the vocabulary has no '</s>' or no '<pad>' token (is this T5's tokenizer?)")
+        # transformers' T5 tokenizer appends </s> whatever post-processor the file names
+        tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", eos)])
 
         def encode(texts: Sequence[str]) -> List[List[int]]:
-            # the post-processor of T5's tokenizer.json appends </s>
             return [e.ids for e in tok.encode_batch(list(texts))]
-        return cls(encode, eos, source=str(path))
+        return cls(encode, eos, pad_id=pad, source=str(path))
 
     @classmethod
     def _sentencepiece(cls, path: Path) -> "T5TextTokenizer":
@@ -60,11 +68,30 @@ class T5TextTokenizer:
             sp.Load(str(path))
         except Exception as e:
             raise ValueError(f"{path}: not a sentencepiece model ({e})") from None
-        eos = sp.eos_id() if sp.eos_id() >= 0 else 1
+        size = sp.GetPieceSize()
+        specials = {}
+        for name in ("<pad>", "</s>", "<unk>"):
+            piece = sp.PieceToId(name)
+            if sp.IdToPiece(piece) != name:
+                raise ValueError(f"{path}: the vocabulary has no {name!r} piece (is this T5's spiece.model?)")
+            specials[name] = piece
+        extra = _extra_ids(path.parent / "tokenizer_config.json")
+        # transformers appends the sentinels after the pieces, the last one first
+        specials.update({f"<extra_id_{i}>": size + extra - 1 - i for i in range(extra)})
+        split = re.compile("(" + "|".join(map(re.escape, sorted(specials, key=len, reverse=True))) + ")")
+        eos = specials["</s>"]
+
+        def encode_one(text: str) -> List[int]:
+            # special tokens written in the text are matched first, as transformers does; each
+            # piece of text between them is segmented on its own
+            ids = []
+            for k, part in enumerate(split.split(text)):
+                ids.extend([specials[part]] if k % 2 else sp.EncodeAsIds(part))
+            return ids + [eos]
 
         def encode(texts: Sequence[str]) -> List[List[int]]:
-            return [list(sp.EncodeAsIds(t)) + [eos] for t in texts]
-        return cls(encode, eos, source=str(path))
+            return [encode_one(t) for t in texts]
+        return cls(encode, eos, pad_id=specials["<pad>"], source=str(path))
 
     def __call__(self, texts: Sequence[str], max_length: int) -> Tuple[np.ndarray, np.ndarray]:
         """(ids int64 (B, max_length), mask bool (B, max_length)) for ``texts``."""
@@ -80,6 +107,19 @@ class T5TextTokenizer:
             ids[row, :len(seq)] = seq
             mask[row, :len(seq)] = True
         return ids, mask
+
+
+def _extra_ids(config: Path) -> int:
+    """The sentinel count of a tokenizer_config.json beside spiece.model (T5's 100 without one)."""
+    if not config.is_file():
+        return EXTRA_IDS
+    try:
+        value = json.loads(config.read_bytes().decode("utf-8")).get("extra_ids", EXTRA_IDS)
+    except (ValueError, UnicodeDecodeError, AttributeError, RecursionError):
+        raise ValueError(f"{config}: not a JSON object") from None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10000:
+        raise ValueError(f"{config}: extra_ids must be an integer from 0 to 10000, got {value!r}")
+    return value
 
 
 def standin_backend():
