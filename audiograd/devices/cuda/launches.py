@@ -1,6 +1,6 @@
 """Scheduled steps made runnable on a GPU: rendered and compiled kernels, cuBLAS products,
 copies, and the library ops (convolution rows on cuBLAS or our tensor-core kernel, real FFTs
-on cuFFT)."""
+on cuFFT, fused attention)."""
 from __future__ import annotations
 
 from typing import Callable, List, Sequence
@@ -50,6 +50,9 @@ def _library(node, inputs) -> Callable[[List], None]:
     if node.op in ("rfft", "rfft_adjoint"):
         from .fft import fft_call
         return fft_call(node, inputs)
+    if node.op == "attention":
+        from .attention import attention_call
+        return attention_call(node, inputs)
     raise NotImplementedError(f"{node.op}: this library op has no CUDA version yet; run it on the CPU (.to('cpu'))")
 
 
