@@ -273,3 +273,61 @@ def test_random_encoder_is_seeded_and_realistic():
     np.testing.assert_array_equal(a, T5Encoder.random(SMALL, seed=4)(ids, mask).numpy())
     assert np.isfinite(a).all() and a.std() > 0.1
     assert not np.array_equal(a, T5Encoder.random(SMALL, seed=5)(ids, mask).numpy())
+
+
+TEXTS = ["warm pad with a slow attack", "", "a long prompt about drums, bass and piano that is cut short"]
+
+
+def _sat_conditioner(folder, monkeypatch, output_dim: int, max_length: int):
+    """stable-audio-tools' own ``T5Conditioner``, its downloads redirected to ``folder``."""
+    from sat_generation_reference import require_generation_reference
+    t5_conditioner = require_generation_reference().conditioners.T5Conditioner
+    monkeypatch.setattr(t5_conditioner, "T5_MODEL_DIMS", {"t5-base": SMALL["d_model"]})
+    load_tokenizer = transformers.AutoTokenizer.from_pretrained
+    load_model = transformers.T5EncoderModel.from_pretrained
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda name, *a, **k: load_tokenizer(folder))
+    monkeypatch.setattr(transformers.T5EncoderModel, "from_pretrained", lambda name, *a, **k: load_model(folder))
+    torch.manual_seed(7)
+    return t5_conditioner(output_dim, "t5-base", max_length)
+
+
+def test_text_conditioner_matches_stable_audio_tools(tmp_path, monkeypatch):
+    """Ours (float16-rounded weights, float32 arithmetic) against the original conditioner run
+    in float32 and float64 on the same rounded weights, and against its own float16 run."""
+    import warnings
+    from audiograd.models.text_conditioner import TextConditioner
+    spm = pytest.importorskip("sentencepiece", reason="sentencepiece trains the test's vocabulary")
+    reference(SMALL).save_pretrained(tmp_path)
+    (tmp_path / "corpus.txt").write_text("\n".join(TEXTS * 20))
+    spm.SentencePieceTrainer.train(input=str(tmp_path / "corpus.txt"), model_prefix=str(tmp_path / "spiece"),
+                                   vocab_size=60, hard_vocab_limit=False, pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+                                   minloglevel=2)
+    sat = _sat_conditioner(tmp_path, monkeypatch, output_dim=48, max_length=12)
+    ours = TextConditioner.from_folder(tmp_path, output_dim=48, max_length=12, half_weights=True)
+    ours.proj_out.load_state_dict({k: v.detach().numpy() for k, v in sat.proj_out.state_dict().items()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its float16 autocast request on a machine without CUDA
+        half, half_mask = (t.detach() for t in sat(TEXTS, "cpu"))
+
+    def run(dtype):
+        enc = sat.tokenizer(TEXTS, truncation=True, max_length=12, padding="max_length", return_tensors="pt")
+        model, proj = copy.deepcopy(sat.model).to(dtype), copy.deepcopy(sat.proj_out).to(dtype)
+        with torch.no_grad():
+            emb = proj(model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state)
+        return (emb * enc["attention_mask"].unsqueeze(-1).to(dtype)).double().numpy()
+
+    theirs32 = run(torch.float32)
+    _float64_norms(monkeypatch)
+    exact = run(torch.float64)
+    emb, mask = ours.encode(TEXTS)
+    np.testing.assert_array_equal(mask.numpy(), half_mask.numpy())
+    assert not mask.numpy()[1, 1:].any() and mask.numpy()[2].all()  # "" is </s> alone; the last is cut
+    scale = np.abs(exact).max()
+    our_err, torch_err = np.abs(emb.numpy() - exact).max(), np.abs(theirs32 - exact).max()
+    half_err = np.abs(emb.numpy() - half.double().numpy()).max() / scale
+    err64 = np.abs(ours.to(ag.float64).encode(TEXTS)[0].numpy() - exact).max() / scale
+    print(f"T5 conditioner: float32 max error ours {our_err:.3g}, torch {torch_err:.3g}; float64 relative "
+          f"{err64:.3g}; against stable-audio-tools' float16 run, relative {half_err:.3g}")
+    assert (emb.numpy()[~mask.numpy()] == 0).all()
+    assert our_err <= 2 * torch_err and err64 <= 1e-9
+    assert half_err <= 1e-2  # its float16 arithmetic is not reproduced: the rounding of float16
