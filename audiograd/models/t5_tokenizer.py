@@ -2,7 +2,11 @@
 ``tokenizers`` library on tokenizer.json (transformers' fast tokenizer), or ``sentencepiece`` on
 spiece.model when no tokenizer.json exists (the segmentation transformers derives from it, special
 tokens written in the text included). Texts get the end-of-sequence token, are truncated to
-``max_length`` (the EOS kept) and padded with ``<pad>`` (id 0 in T5)."""
+``max_length`` (the EOS kept) and padded with ``<pad>`` (id 0 in T5).
+
+tokenizer.json is used as written (normalizer, pre-tokenizer, model). For T5's published files
+that is what transformers runs: version 4 reads the file as is, version 5 rebuilds the same
+pipeline (precompiled normalizer, whitespace split then metaspace, unigram) from it."""
 from __future__ import annotations
 
 import json
@@ -139,7 +143,8 @@ def standin_backend():
 
 def standin_tokenizer() -> T5TextTokenizer:
     """A character-level tokenizer built in code (``tokenizers``' WordLevel over printable ASCII):
-    for random-weight runs without T5's files. Its ids are NOT t5's."""
+    for random-weight runs without T5's files. Its ids are NOT t5's, and transformers 5 cannot
+    load its tokenizer.json as a T5 tokenizer (it expects a unigram vocabulary)."""
     tok = standin_backend()
 
     def encode(texts: Sequence[str]) -> List[List[int]]:
