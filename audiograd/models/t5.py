@@ -117,6 +117,9 @@ class _Table(nn.Module):
 
 
 class T5Attention(nn.Module):
+    """Multi-head self-attention without biases or score scaling; the first layer holds the
+    relative position bias table (buckets x heads)."""
+
     def __init__(self, cfg: dict, has_bias: bool):
         super().__init__()
         inner = cfg["num_heads"] * cfg["d_kv"]
@@ -136,6 +139,8 @@ class T5Attention(nn.Module):
 
 
 class T5SelfAttentionLayer(nn.Module):
+    """Pre-norm self-attention with a residual connection."""
+
     def __init__(self, cfg: dict, has_bias: bool):
         super().__init__()
         self.SelfAttention = T5Attention(cfg, has_bias)
@@ -146,6 +151,8 @@ class T5SelfAttentionLayer(nn.Module):
 
 
 class T5DenseReluDense(nn.Module):
+    """The feed-forward of t5-small/base/large: ``wo(relu(wi(x)))``."""
+
     def __init__(self, cfg: dict):
         super().__init__()
         self.wi = nn.Linear(cfg["d_model"], cfg["d_ff"], bias=False)
@@ -156,6 +163,9 @@ class T5DenseReluDense(nn.Module):
 
 
 class T5DenseGatedGelu(nn.Module):
+    """The feed-forward of t5 v1.1 and flan-t5: ``wo(gelu_tanh(wi_0(x)) * wi_1(x))`` (its keys
+    stay under ``DenseReluDense``, as in transformers)."""
+
     def __init__(self, cfg: dict):
         super().__init__()
         self.wi_0 = nn.Linear(cfg["d_model"], cfg["d_ff"], bias=False)
@@ -167,6 +177,8 @@ class T5DenseGatedGelu(nn.Module):
 
 
 class T5FeedForwardLayer(nn.Module):
+    """Pre-norm feed-forward with a residual connection."""
+
     def __init__(self, cfg: dict):
         super().__init__()
         self.DenseReluDense = T5DenseReluDense(cfg) if cfg["feed_forward_proj"] == "relu" else T5DenseGatedGelu(cfg)
@@ -177,6 +189,8 @@ class T5FeedForwardLayer(nn.Module):
 
 
 class T5Block(nn.Module):
+    """One encoder layer: self-attention then feed-forward."""
+
     def __init__(self, cfg: dict, first: bool):
         super().__init__()
         self.layer = nn.ModuleList([T5SelfAttentionLayer(cfg, first), T5FeedForwardLayer(cfg)])
@@ -186,6 +200,8 @@ class T5Block(nn.Module):
 
 
 class T5Stack(nn.Module):
+    """The encoder's layers and final norm (the ``encoder.`` keys)."""
+
     def __init__(self, cfg: dict):
         super().__init__()
         self.block = nn.ModuleList([T5Block(cfg, i == 0) for i in range(cfg["num_layers"])])
