@@ -1,7 +1,7 @@
 """Library ops, declared once: each op's name, the shape of its result, and the layout its
 inputs must have. Every device implements each op its own way (``devices/<name>/``); the
 gradient of each is written once with tensor ops (matmul: ``tensor.functions``, conv_rows:
-``nn.conv``, rfft: ``dsp.fft``).
+``nn.conv``, rfft: ``dsp.fft``, attention: ``nn.attention``).
 """
 from __future__ import annotations
 
@@ -64,10 +64,12 @@ RFFT = LibraryOp("rfft", _rfft_shape, _any_view_or_const)
 RFFT_ADJOINT = LibraryOp("rfft_adjoint", _rfft_adjoint_shape, _any_view_or_const)
 
 # softmax(q @ k^T * scale (+ bias)) @ v per batch: q (N, Lq, D), k (N, Lk, D), v (N, Lk, Dv) ->
-# (N, Lq, Dv); arg is (scale, inner). The optional bias (the last source) is (outer, inner', rows, Lk)
-# with rows 1 or Lq, and batch n reads its plane (n // inner if outer > 1 else 0, n % inner if
-# inner' > 1 else 0): a mask shared over heads or over batches is never repeated
-ATTENTION = LibraryOp("attention", lambda s, arg: s[0][:-1] + (s[2][-1],), _any_view_or_const)
+# (N, Lq, Dv); arg is (scale, inner, (N, Lq, Lk, D, Dv)): the sources are read as those shapes
+# whatever shapes they have (a reshaped buffer is passed as it is). The optional bias (the last
+# source) is (outer, inner', rows, Lk) with rows 1 or Lq, and batch n reads its plane
+# (n // inner if outer > 1 else 0, n % inner if inner' > 1 else 0): a mask shared over heads or
+# over batches is never repeated
+ATTENTION = LibraryOp("attention", lambda s, arg: (arg[2][0], arg[2][1], arg[2][4]), _any_view_or_const)
 
 ADDEND = "addend"
 

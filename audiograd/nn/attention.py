@@ -45,6 +45,14 @@ def _safe_softmax(scores: Tensor) -> Tensor:
     return e / where(s > 0, s, 1.0)
 
 
+def _buffer(node):
+    """What the op reads for ``node``: its base when ``node`` only reshapes it (the same elements
+    in the same order: no copy), else a contiguous copy."""
+    if node.is_view and node.view.is_contiguous and node.base.numel == node.numel:
+        return node.base
+    return lazy.contiguous(node)
+
+
 class _Attention(Function):
     """The fused op over (N, Lq, D), (N, Lk, D), (N, Lk, Dv) and an optional bias
     (outer, inner', rows, Lk); its backward recomputes the probabilities with tensor ops."""
@@ -52,10 +60,11 @@ class _Attention(Function):
     def forward(self, q, k, v, bias=None, *, scale: float, inner: int):
         self.q, self.k, self.v, self.bias = q, k, v, bias
         self.scale, self.inner = scale, inner
-        srcs = [lazy.contiguous(q), lazy.contiguous(k), lazy.contiguous(v)]
+        srcs = [_buffer(q), _buffer(k), _buffer(v)]
         if bias is not None:
             srcs.append(lazy.contiguous(bias))
-        self.out = lazy.library(ATTENTION, srcs, q.dtype, (scale, inner))
+        dims = (q.shape[0], q.shape[1], k.shape[1], q.shape[2], v.shape[2])
+        self.out = lazy.library(ATTENTION, srcs, q.dtype, (scale, inner, dims))
         return self.out
 
     def backward(self, g):

@@ -178,8 +178,13 @@ def numpy_blas() -> Optional[Blas]:
     return None
 
 
-def query_block(lq: int, target: int = 64) -> int:
-    """Rows of a task's query block: about ``target``, the same for every block of a batch."""
+def query_block(lq: int, batches: int = 1, nthreads: int = 1) -> int:
+    """Rows of a task's query block: up to 128 (larger blocks spread the products' packing of
+    K and V over more rows), fewer while that leaves under four tasks per thread; every block of
+    a batch gets about the same number."""
+    target = 128
+    while target > 16 and batches * -(-lq // target) < 4 * nthreads:
+        target //= 2
     blocks = max(1, -(-lq // target))
     return -(-lq // blocks)
 
@@ -189,7 +194,7 @@ def render_attention(name: str, ctype: str, n: int, lq: int, lk: int, d: int, dv
     """Source of one attention kernel, every size a compile-time constant. ``bias_shape`` is the
     bias's (outer, inner, rows, Lk), or None without a bias; ``blas`` None computes the products
     with plain loops."""
-    qb = query_block(lq)
+    qb = query_block(lq, n, nthreads)
     bo, bi, br, _ = bias_shape or (1, 1, 1, lk)
     letter = "d" if ctype == "double" else "s"
     defines = {"N": n, "LQ": lq, "LK": lk, "D": d, "DV": dv, "INNER": inner, "HAS_BIAS": int(bias_shape is not None),

@@ -35,10 +35,8 @@ def fft_source(node: LazyNode) -> Tuple[str, str]:
 
 def attention_source(node: LazyNode) -> Tuple[str, str]:
     """(function name, C source) of an ``attention`` node (its bias, if any, the fourth source)."""
-    q, k, v = node.srcs[:3]
     bias = node.srcs[3].shape if len(node.srcs) > 3 else None
-    (n, lq, d), lk, dv = q.shape, k.shape[1], v.shape[2]
-    scale, inner = node.arg
+    scale, inner, (n, lq, lk, d, dv) = node.arg
     tag = "x".join(map(str, bias)) if bias else "none"
     name = f"attention_{n}_{lq}_{lk}_{d}_{dv}_b{tag}_i{inner}_{node.dtype.ctype[0]}"
     return name, render_attention(name, node.dtype.ctype, n, lq, lk, d, dv, scale, inner, bias, config.num_threads,

@@ -163,10 +163,8 @@ class AttentionCall:
 
     def __init__(self, node: LazyNode):
         from .device import get_device
-        q, k, v = node.srcs[:3]
         self.bias = len(node.srcs) > 3
-        (n, lq, d), lk, dv = q.shape, k.shape[1], v.shape[2]
-        scale, inner = node.arg
+        scale, inner, (n, lq, lk, d, dv) = node.arg
         double = node.dtype.name == "float64"
         bias_shape = node.srcs[3].shape if self.bias else None
         tag = "x".join(map(str, bias_shape)) if bias_shape else "none"

@@ -80,7 +80,8 @@ class LibraryLaunch(Launch):
             self.offsets, self.length = node.arg[1], node.arg[2]
             self.addend = has_addend(node)
         elif node.op == "attention":
-            self.scale, self.inner = node.arg
+            self.scale, self.inner, (n, lq, lk, d, dv) = node.arg
+            self.shapes[1:4] = [(n, lq, d), (n, lk, d), (n, lk, dv)]
         elif node.op not in ("rfft", "rfft_adjoint"):
             raise NotImplementedError(f"the interpreter has no library op {node.op!r}")
 

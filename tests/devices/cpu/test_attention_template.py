@@ -52,9 +52,10 @@ def test_kernel_matches_numpy(products, threads, dtype, tol, lq, lk, with_bias, 
         assert np.all(got[:, 1, lq // 2] == 0)
 
 
-def test_query_blocks_are_even():
-    assert query_block(1025) == 61 and query_block(64) == 64 and query_block(1) == 1
+def test_query_blocks_are_even_and_feed_every_thread():
+    assert query_block(1025, 48, 2) == 114 and query_block(128, 12, 2) == 128 and query_block(1, 1, 2) == 1
+    assert query_block(1025, 1, 8) == 32   # 33 blocks for 8 threads
     for lq in (1, 63, 65, 129, 1025, 4097):
-        qb = query_block(lq)
+        qb = query_block(lq, 2, 2)
         blocks = -(-lq // qb)
-        assert qb <= 64 and blocks * qb - lq < blocks
+        assert qb <= 128 and blocks * qb - lq < blocks
