@@ -1,8 +1,8 @@
-"""Every code snippet in README.md runs as pasted, on a small Oobleck model made here.
+"""Every code snippet in README.md runs as pasted, on a small model made here.
 
 Python blocks run in a fresh folder holding what they read: ``sao/model.safetensors`` and
-``sao/model_config.json`` (a tiny random Oobleck in Stable Audio Open's file layout),
-``song.wav`` and ``latents.npy``. Command lines of the ``encode``/``decode``/``reconstruct``
+``sao/model_config.json`` (a tiny random text-to-audio model, its autoencoder a tiny Oobleck, in
+Stable Audio Open's file layout), ``t5-base/`` (its tiny T5), ``song.wav`` and ``latents.npy``. Command lines of the ``encode``/``decode``/``reconstruct``
 commands run through ``audiograd.cli.main`` with the tiny config. The install commands are
 checked against ``.ci/run`` and the package's dependencies.
 """
@@ -25,6 +25,7 @@ import audiograd
 from audiograd.cli.main import main
 from audiograd.models.oobleck import OobleckVAE
 from oobleck_configs import TINY
+from sao_configs import tiny_config, tiny_model, write_files
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -56,14 +57,10 @@ def audiograd_commands(name):
 def inputs(tmp_path_factory):
     """A folder with the files the snippets read, made with the project's own code."""
     d = tmp_path_factory.mktemp("readme_inputs")
-    (d / "sao").mkdir()
-    config = {"model_type": "diffusion_cond", "sample_rate": 44100,
-              "model": {"pretransform": {"type": "autoencoder", "config": TINY}}}
-    (d / "sao" / "model_config.json").write_text(json.dumps(config))
-    audiograd.manual_seed(5)
-    model = OobleckVAE(config)
-    save_file({f"pretransform.model.{k}": np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()},
-              str(d / "sao" / "model.safetensors"))
+    # a tiny text-to-audio model whose autoencoder is TINY, and its T5 folder
+    config = tiny_config("sao-1.0", vae=TINY)
+    write_files(d / "sao", config, tiny_model(config))
+    (d / "sao" / "t5").rename(d / "t5-base")
     audio = 0.3 * np.random.default_rng(0).standard_normal((1602, 2))
     sf.write(d / "song.wav", audio.astype(np.float32), 44100, subtype="FLOAT")
     latents = (0.5 * np.random.default_rng(1).standard_normal((TINY["latent_dim"], 16))).astype(np.float32)

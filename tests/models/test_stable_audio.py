@@ -11,14 +11,11 @@ import numpy as np
 import pytest
 
 import audiograd as ag
-from audiograd.models.random_init import seeded_state
 from audiograd.models.sampling import NoiseSource
 from audiograd.models.sao_config import read_generation_config
 from audiograd.models.stable_audio import StableAudio
-from audiograd.models.t5 import seeded_t5
 from audiograd.models.t5_tokenizer import standin_tokenizer
-from audiograd.models.text_conditioner import TextConditioner
-from sao_configs import T5_TINY, VAE_TINY, tiny_config
+from sao_configs import T5_TINY, VAE_TINY, tiny_config, tiny_model, write_files
 from sat_generation_reference import require_generation_reference
 
 REF = require_generation_reference()
@@ -26,10 +23,7 @@ torch = REF.torch
 transformers = pytest.importorskip("transformers", reason="transformers' T5EncoderModel is the reference T5")
 
 def build_ours(cfg: dict) -> StableAudio:
-    text = TextConditioner(standin_tokenizer(), seeded_t5(T5_TINY, seed=3), output_dim=64, max_length=12)
-    model = StableAudio(cfg, {"prompt": text})
-    model.load_state_dict(seeded_state({k: p.shape for k, p in model.named_parameters()}), strict=False)
-    return model
+    return tiny_model(cfg)
 
 
 def build_reference(cfg: dict, ours: StableAudio):
@@ -186,25 +180,10 @@ def test_config_errors_are_named(mutate, match):
         read_generation_config(cfg)
 
 
-def write_t5_folder(folder, text: TextConditioner) -> None:
-    """A local T5 folder (config.json, model.safetensors, tokenizer.json) of ``text``'s encoder."""
-    from safetensors.numpy import save_file
-    from audiograd.models.t5_tokenizer import standin_backend
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(T5_TINY))
-    save_file({k: np.ascontiguousarray(v.numpy()) for k, v in text.encoder.state_dict().items()},
-              str(folder / "model.safetensors"))
-    standin_backend().save(str(folder / "tokenizer.json"))
-
-
 def test_from_pretrained_matches_the_model_it_was_saved_from(tmp_path):
-    from safetensors.numpy import save_file
     cfg = tiny_config("sao-small")
     model = build_ours(cfg)
-    save_file({k: np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()},
-              str(tmp_path / "model.safetensors"))
-    (tmp_path / "model_config.json").write_text(json.dumps(cfg))
-    write_t5_folder(tmp_path / "t5", model.texts["prompt"])
+    write_files(tmp_path, cfg, model)
     loaded = StableAudio.from_pretrained(tmp_path / "model.safetensors", tmp_path / "model_config.json",
                                          t5=tmp_path / "t5", t5_half_weights=False)
     kw = dict(seconds=0.002, steps=2, seed=4)
