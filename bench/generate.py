@@ -17,7 +17,9 @@ does not depend on their values. The reference is stable-audio-tools' own DiT
 transformers' ``T5EncoderModel`` and stable-audio-tools' Oobleck decoder, in eager PyTorch
 (and ``torch.compile`` on the GPU). On the CPU (2 threads) each library runs in its own process,
 so neither's idle worker threads slow the other. Times are medians of several runs after
-warm-up; the real-time factor (RTF) is generation time / audio seconds.
+warm-up; the real-time factor (RTF) is generation time / audio seconds. Peak memory is each
+process's resident set on the CPU (weights, captures and all) and the bytes its pool holds on
+the GPU (CuPy's for ours, PyTorch's caching allocator's reserved bytes).
 
     python bench/generate.py [--device cpu|cuda] [--quick] [--json] [--markdown] [--only step,e2e]
 """
@@ -68,8 +70,7 @@ def main() -> None:
             for mode in modes:
                 o, e = ours[mode], eager[mode]
                 rows.append(row(f"{label}, {mode} vs eager", o["time_s"], e["time_s"], None,
-                                note=f"max|diff|/max {abs_err(o, e):.1e}"
-                                + (f", peak torch {e['peak_bytes'] / 2**30:.2f} GiB" if e.get("peak_bytes") else "")))
+                                note=f"max|diff|/max {abs_err(o, e):.1e}; {peaks(o, e)}"))
                 if compiled is not None:
                     c = compiled[mode]
                     rows.append(row(f"{label}, {mode} vs torch.compile", o["time_s"], c["time_s"], None,
@@ -82,8 +83,13 @@ def main() -> None:
             ref = child("torch", "e2e", p)
             rows.append(row(f"{preset} generation, {seconds:g} s of audio, {steps} steps", ours["time_s"],
                             ref["time_s"], None, note=f"RTF ours {ours['time_s'] / seconds:.3f}, "
-                                                      f"torch {ref['time_s'] / seconds:.3f}"))
+                                                      f"torch {ref['time_s'] / seconds:.3f}; {peaks(ours, ref)}"))
     report(f"Stable Audio Open generation ({args.device}, float32)", rows, args, {"notes": notes})
+
+
+def peaks(ours: dict, ref: dict) -> str:
+    """Peak memory of both sides (process RSS on the CPU, pool held on the GPU)."""
+    return f"peak memory ours {ours['peak_bytes'] / 2**30:.2f} GiB, torch {ref['peak_bytes'] / 2**30:.2f} GiB"
 
 
 def abs_err(a: dict, b: dict) -> float:

@@ -41,6 +41,18 @@ def _step_inputs(preset: str, frames: int, batch: int):
     return x, t, cross, glob, (7.0 if batch == 2 else 1.0)
 
 
+def peak_bytes(device: str, torch=None) -> int:
+    """This process's peak memory: resident set on the CPU (each side runs in its own process),
+    bytes held by the device pool on the GPU (CuPy's for ours, PyTorch's caching allocator's)."""
+    if device == "cpu":
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if torch is not None:
+        return torch.cuda.max_memory_reserved()
+    import cupy
+    return cupy.get_default_memory_pool().total_bytes()
+
+
 def _timer(device: str, repeat: int):
     def run(fn, sync):
         fn()
@@ -74,7 +86,8 @@ def ours_step(preset: str, frames: int, batch: int, device: str, repeat: int, pr
         out = step(*args).numpy()
         first = time.perf_counter() - t0
         took = _timer(device, repeat)(lambda: step(*args), get_device(device).synchronize)
-        result[precision] = {"time_s": took, "first_s": first, "sample": out.ravel()[:4096].tolist()}
+        result[precision] = {"time_s": took, "first_s": first, "peak_bytes": peak_bytes(device),
+                             "sample": out.ravel()[:4096].tolist()}
         del step
     return result
 
@@ -110,8 +123,7 @@ def torch_step(preset: str, frames: int, batch: int, device: str, repeat: int, p
         sync()
         first = time.perf_counter() - t0
         took = _timer(device, repeat)(call, sync)
-        peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
-        result[precision] = {"time_s": took, "first_s": first, "peak_bytes": peak,
+        result[precision] = {"time_s": took, "first_s": first, "peak_bytes": peak_bytes(device, torch),
                              "sample": out.ravel()[:4096].tolist()}
     return result
 
@@ -126,7 +138,7 @@ def ours_e2e(preset: str, seconds: float, steps: int, device: str, repeat: int) 
     first = time.perf_counter() - t0
     took = _timer(device, repeat)(lambda: model.generate(prompt, seconds=seconds, steps=steps, seed=0),
                                   get_device(device).synchronize)
-    return {"time_s": took, "first_s": first}
+    return {"time_s": took, "first_s": first, "peak_bytes": peak_bytes(device)}
 
 
 def _torch_parts(ref, preset: str, device: str):
@@ -196,7 +208,7 @@ def torch_e2e(preset: str, seconds: float, steps: int, device: str, repeat: int)
     t0 = time.perf_counter()
     run()
     first = time.perf_counter() - t0
-    return {"time_s": _timer(device, repeat)(run, sync), "first_s": first}
+    return {"time_s": _timer(device, repeat)(run, sync), "first_s": first, "peak_bytes": peak_bytes(device, torch)}
 
 
 if __name__ == "__main__":  # a quick manual check of one side: python bench/generate_sides.py ours step

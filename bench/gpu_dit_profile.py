@@ -13,7 +13,6 @@ import io
 import re
 import sys
 
-import numpy as np
 
 from common import REPO_ROOT  # noqa: F401  (puts the checkout on sys.path)
 

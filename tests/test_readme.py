@@ -2,11 +2,10 @@
 
 Python blocks run in a fresh folder holding what they read: ``sao/model.safetensors`` and
 ``sao/model_config.json`` (a tiny random text-to-audio model, its autoencoder a tiny Oobleck, in
-Stable Audio Open's file layout), ``t5-base/`` (its tiny T5), ``song.wav`` and ``latents.npy``. Command lines of the ``encode``/``decode``/``reconstruct``
-commands run through ``audiograd.cli.main`` with the tiny config. The install commands are
-checked against ``.ci/run`` and the package's dependencies.
+Stable Audio Open's file layout), ``t5-base/`` (its tiny T5), ``song.wav`` and ``latents.npy``.
+Command lines of the ``encode``/``decode``/``reconstruct``/``generate`` commands run through
+``audiograd.cli.main`` with the tiny config. The install commands are checked against ``.ci/run`` and the package's dependencies.
 """
-import json
 import re
 import shlex
 import shutil
@@ -19,11 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from safetensors.numpy import save_file
 
-import audiograd
 from audiograd.cli.main import main
-from audiograd.models.oobleck import OobleckVAE
 from oobleck_configs import TINY
 from sao_configs import tiny_config, tiny_model, write_files
 

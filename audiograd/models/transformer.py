@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dtypes as dt
 from .. import nn
 from ..nn import functional as F
 from ..tensor import cat

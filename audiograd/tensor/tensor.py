@@ -409,8 +409,8 @@ def where(condition, x, y) -> Tensor:
     c = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition, dtype=bool))
     if c.dtype is not dt.bool_:
         c = c.to(dt.bool_)
-    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
-        x = Tensor(np.asarray(x))
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):   # two scalars: torch's default dtype
+        x = c._const(x, dt.promote(dt.scalar_dtype(x), dt.scalar_dtype(y)))
     if isinstance(x, Tensor):
         a, b = x._operands(y, "where")
     else:

@@ -3,11 +3,9 @@
 Valid files come from torch.save (zip and legacy format) and must load exactly equal to torch's
 own values; hostile ones are written by ``torch_file_builder`` with one field wrong at a time.
 """
-import io
 import pickle
 import struct
 import warnings
-import zipfile
 from collections import OrderedDict
 
 import numpy as np

@@ -107,9 +107,13 @@ void NAME(char** restrict bufs) {
   const real* restrict V = (const real*)bufs[3];
   const real* restrict B = HAS_BIAS ? (const real*)bufs[4] : 0;
   ag_resolve();
+  /* BLAS runs single-threaded inside the parallel region. Some OpenBLAS builds make this
+     setting global rather than per thread, so only this thread saves and restores it: saved
+     by each worker, the values would race and could leave BLAS on one thread for good. */
+  const int prev = ag_gemm ? ag_threads_local(1) : 0;
   #pragma omp parallel num_threads(NTHREADS)
   {
-    const int prev = ag_gemm ? ag_threads_local(1) : 0;
+    if (ag_gemm) ag_threads_local(1);
     real* s = (real*)malloc(sizeof(real) * QB * LK);
     real inv[QB];
     #pragma omp for schedule(dynamic, 1)
@@ -133,8 +137,8 @@ void NAME(char** restrict bufs) {
       }
     }
     free(s);
-    if (ag_gemm) ag_threads_local(prev);
   }
+  if (ag_gemm) ag_threads_local(prev);
 }
 """
 

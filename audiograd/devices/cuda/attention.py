@@ -8,7 +8,10 @@ online softmax per query: the running maximum m and sum l, the exponentials of t
 against the new maximum, and the accumulated outputs (held in registers, spread over the block's
 threads) rescaled by exp(m_old - m_new) before the tile's probabilities times its values are
 added. At the end each output row is divided by its sum. Math is in the operands' precision
-(fp32 or fp64) with accurate exponentials, whatever ``cuda_matmul_precision`` says.
+(fp32 or fp64) with accurate exponentials. Each tile's probabilities times values are summed on
+their own before being added to the running output, which keeps fp32 rounding near PyTorch's.
+When ``cuda_matmul_precision`` lets float32 products round their inputs, ``attention_tc``'s
+tensor-core kernel runs instead.
 
 A query whose keys are all masked (-inf) keeps m = -inf and l = 0 and gives zeros, as PyTorch
 does. Tiles are sized so the static shared memory stays within 48 KiB.
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from ...config import config
 from ...graph.lazy import LazyNode
+from .attention_tc import attention_tc_source, key_tile
 from .renderer import Launch
 
 THREADS = 128
@@ -110,9 +115,9 @@ extern "C" __global__ void __launch_bounds__(NT) NAME(T* __restrict__ out, const
       const int o = tid + i * NT;
       if (o < BQ * DV) {
         const int r = o / DV, e = o % DV;
-        T a = acc[i] * row_alpha[r];
+        T a = 0;
         for (int c = 0; c < BK; c++) a = fma(ss[r][c], vs[c][e], a);
-        acc[i] = a;
+        acc[i] = fma(acc[i], row_alpha[r], a);
       }
     }
   }
@@ -168,8 +173,13 @@ class AttentionCall:
         double = node.dtype.name == "float64"
         bias_shape = node.srcs[3].shape if self.bias else None
         tag = "x".join(map(str, bias_shape)) if bias_shape else "none"
-        name = f"ag_attention_{n}_{lq}_{lk}_{d}_{dv}_b{tag}_i{inner}_{'d' if double else 'f'}"
-        src, launch = attention_source(name, double, n, lq, lk, d, dv, scale, inner, bias_shape)
+        name = f"ag_attention_{n}_{lq}_{lk}_{d}_{dv}_b{tag}_i{inner}"
+        if not double and config.cuda_matmul_precision in ("tf32", "bf16") and key_tile(d, dv) is not None:
+            src, launch = attention_tc_source(name + "_tf32", n, lq, lk, d, dv, scale, inner, bias_shape)
+            name += "_tf32"
+        else:
+            name += "_d" if double else "_f"
+            src, launch = attention_source(name, double, n, lq, lk, d, dv, scale, inner, bias_shape)
         self.empty = n * lq * dv == 0
         self.kernel = None if self.empty else get_device().get_many([(name, src, launch)])[0]
 

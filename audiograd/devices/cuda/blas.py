@@ -33,6 +33,10 @@ _COMPUTE_32F, _COMPUTE_32F_FAST_16BF, _COMPUTE_32F_FAST_TF32, _COMPUTE_64F = 68,
 _GEMM_DEFAULT = -1
 _DEFAULT_MATH = 0
 _POINTER_MODE_HOST = 0
+# cuBLAS's Hopper kernels want a large workspace (NVIDIA recommends 32 MiB on sm90); without one
+# set by the caller it falls back to a small default pool, and graph capture is safer with a
+# fixed buffer than with one the library may reallocate.
+WORKSPACE_BYTES = 32 << 20
 _PRECISIONS = {"fp32": _COMPUTE_32F, "tf32": _COMPUTE_32F_FAST_TF32, "bf16": _COMPUTE_32F_FAST_16BF}
 
 
@@ -47,6 +51,8 @@ class _Cublas:
         self.cupy_cublas = cublas
         self.lib = _bind(_find_library())
         self.handles: Dict[int, int] = {}
+        self.workspace_bytes = WORKSPACE_BYTES
+        self._workspaces: Dict[Tuple[int, int], object] = {}
         self._scalars: Dict[Tuple[str, float], np.ndarray] = {}
 
     def scalar(self, dtype: str, value: float) -> int:
@@ -73,6 +79,11 @@ class _Cublas:
             _check(self.lib.cublasSetPointerMode_v2(h, _POINTER_MODE_HOST), "cublasSetPointerMode")
             _check(self.lib.cublasSetMathMode(h, _DEFAULT_MATH), "cublasSetMathMode")
         _check(self.lib.cublasSetStream_v2(h, stream), "cublasSetStream")
+        if self.workspace_bytes:   # setting the stream drops the workspace: set it again
+            ws = self._workspaces.get((dev, self.workspace_bytes))
+            if ws is None:
+                ws = self._workspaces[(dev, self.workspace_bytes)] = self.cp.empty(self.workspace_bytes, self.cp.uint8)
+            _check(self.lib.cublasSetWorkspace_v2(h, ws.data.ptr, self.workspace_bytes), "cublasSetWorkspace")
         return h
 
 
@@ -105,6 +116,7 @@ def _bind(lib: Optional[ctypes.CDLL]) -> Optional[ctypes.CDLL]:
         "cublasSetStream_v2": [vp, vp],
         "cublasSetPointerMode_v2": [vp, i],
         "cublasSetMathMode": [vp, i],
+        "cublasSetWorkspace_v2": [vp, vp, ctypes.c_size_t],
         "cublasGemmEx": [vp, i, i, i, i, i, vp, vp, i, i, vp, i, i, vp, vp, i, i, i, i],
         "cublasGemmStridedBatchedEx": [vp, i, i, i, i, i, vp, vp, i, i, ll, vp, i, i, ll, vp, vp, i, i, ll,
                                        i, i, i],

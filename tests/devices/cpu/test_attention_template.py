@@ -59,3 +59,26 @@ def test_query_blocks_are_even_and_feed_every_thread():
         qb = query_block(lq, 2, 2)
         blocks = -(-lq // qb)
         assert qb <= 128 and blocks * qb - lq < blocks
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_blas_thread_count_is_restored(threads, monkeypatch):
+    """The kernel runs numpy's BLAS single-threaded inside its parallel region; afterwards BLAS
+    must have its thread count back (an OpenBLAS whose setting is global once kept 1 after a
+    race between workers, halving the speed of every later product)."""
+    import ctypes
+    blas = numpy_blas()
+    if blas is None:
+        pytest.skip("numpy's OpenBLAS is not found in this process")
+    lib = ctypes.CDLL(blas.path)
+    getter = next((getattr(lib, s) for s in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                                             "openblas_get_num_threads64_", "openblas_get_num_threads")
+                   if hasattr(lib, s)), None)
+    if getter is None:
+        pytest.skip("this OpenBLAS does not report its thread count")
+    monkeypatch.setattr(ag.config, "num_threads", threads)
+    before = getter()
+    q = ag.tensor(np.random.default_rng(0).standard_normal((2, 8, 300, 32)).astype(np.float32))
+    for _ in range(5):
+        sdpa(q, q, q).numpy()
+    assert getter() == before

@@ -4,7 +4,10 @@ fully masked queries, gradients, and float32 and float64.
 
 Tolerances as in tests/nn/test_attention.py: float64 within 1e-12 of PyTorch's float64; float32
 no further from PyTorch's float64 than twice PyTorch's own float32 result (floor: 2 float32 ulps
-of the largest value). Tests marked ``gpu`` need CuPy and an NVIDIA GPU and run with
+of the largest value). The tensor-core kernel (float32 under ``cuda_matmul_precision = "tf32"``)
+rounds its operands to TF32 (10-bit mantissa, relative rounding 2**-11): its outputs stay within
+4e-3 of PyTorch's float64 relative to the largest output, a few roundings' worth for unit-scale
+inputs. Tests marked ``gpu`` need CuPy and an NVIDIA GPU and run with
 ``pytest --gpu``; the source test compiles the kernels with NVRTC (or nvcc) wherever it can.
 """
 import shutil
@@ -15,6 +18,7 @@ import pytest
 
 import audiograd as ag
 from audiograd.devices.cuda.attention import attention_source, tiles
+from audiograd.devices.cuda.attention_tc import attention_tc_source, key_tile
 from audiograd.nn.functional import scaled_dot_product_attention as sdpa
 
 gpu = pytest.mark.gpu
@@ -131,3 +135,47 @@ def test_gradients_match_torch(case):
     (out * ag.tensor(w, device="cuda")).sum().backward()
     for ours, ref in zip(ins, tins):
         assert np.abs(ours.grad.numpy() - ref.grad.numpy()).max() <= 1e-11
+
+
+def test_tensor_core_source_compiles():
+    for n, lq, lk, d, dv, bias in [(48, 1025, 1025, 64, 64, None), (48, 1025, 130, 64, 64, (2, 1, 1, 130)),
+                                   (3, 17, 9, 8, 16, (1, 3, 17, 9)), (2, 10, 10, 128, 128, None)]:
+        src, launch = attention_tc_source("ag_attention_tc_test", n, lq, lk, d, dv, 0.125, 1, bias)
+        assert launch.block == 128 and launch.grid == n * -(-lq // 64)
+        _compile(src)
+
+
+def test_tensor_core_tiles_only_for_heads_it_handles():
+    assert key_tile(64, 64) == 64 and key_tile(128, 128) == 32
+    assert key_tile(65, 64) is None and key_tile(64, 7) is None and key_tile(136, 136) is None
+    with pytest.raises(ValueError, match="multiples of 8"):
+        attention_tc_source("x", 1, 1, 1, 12, 12, 1.0, 1, None)
+
+
+TC_CASES = [c for c in CASES if c[0][-1] % 8 == 0 and c[2][-1] % 8 == 0] + [
+    ((2, 24, 1025, 64), (2, 24, 130, 64), (2, 24, 130, 64), (2, 1, 1, 130), "bool")]
+
+
+@gpu
+@pytest.mark.parametrize("case", TC_CASES, ids=[f"q{c[0]}k{c[1]}-{c[4]}" for c in TC_CASES])
+def test_tensor_core_kernel_within_tf32_rounding(case, monkeypatch):
+    monkeypatch.setattr(ag.config, "cuda_matmul_precision", "tf32")
+    arrays, mask = _inputs(case, np.float64, seed=3)
+    ref = _torch(arrays, mask)[1].detach().numpy()
+    a32 = [a.astype(np.float32) for a in arrays]
+    m32 = mask if mask is None or mask.dtype == bool else mask.astype(np.float32)
+    got = _ours(a32, m32)[1].numpy().astype(np.float64)
+    err = np.abs(got - ref).max() / np.abs(ref).max()
+    assert err <= 4e-3, f"tf32 attention error {err:.3g} of the largest output"
+    exact = np.abs(_ours(arrays, mask)[1].numpy() - ref).max()   # float64 keeps the exact kernel
+    assert exact <= 1e-12
+
+
+@gpu
+def test_tensor_core_kernel_masked_queries_give_zeros(monkeypatch):
+    monkeypatch.setattr(ag.config, "cuda_matmul_precision", "tf32")
+    arrays, _ = _inputs(((2, 2, 5, 8), (2, 2, 70, 8), (2, 2, 70, 8), None, None), np.float32)
+    mask = np.ones((2, 1, 5, 70), bool)
+    mask[0, :, 2] = False
+    got = _ours(arrays, mask)[1].numpy()
+    assert np.all(got[0, :, 2] == 0) and np.isfinite(got).all()
