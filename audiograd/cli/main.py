@@ -92,6 +92,8 @@ def main(argv=None) -> int:
     add_audio_parsers(sub)
     from .generate_command import add_parser as add_generate_parser
     add_generate_parser(sub)
+    from .pre_encode_command import add_parser as add_pre_encode_parser
+    add_pre_encode_parser(sub)
     args = parser.parse_args(argv)
     from .signals import report_interrupt, signals_as_exceptions
     try:

@@ -147,13 +147,14 @@ def _window(a: int, b: int, total: int, chunk: int, margin: int) -> Tuple[int, i
 
 
 def encode_chunked(model, audio, chunk_samples: Optional[int] = None, margin: Optional[int] = None,
-                   sample: bool = False, seed: Optional[int] = None, progress: Progress = None) -> np.ndarray:
+                   sample: bool = False, seed=None, progress: Progress = None) -> np.ndarray:
     """Latents (batch, latent_dim, floor(L / R)) of ``audio`` (batch, io_channels, L), in chunks.
 
     ``chunk_samples`` (default 128 latents' worth) must be a multiple of the downsampling ratio
     R; ``margin`` is the context in latents on each side (default: the encoder's receptive
     field). ``sample``/``seed`` draw z = mean + std * N(0, 1) with one noise array for the whole
-    input, the same as ``OobleckVAE.encode(audio, sample=True, seed=seed)``.
+    input, the same as ``OobleckVAE.encode(audio, sample=True, seed=seed)``; a list of seeds, one
+    per batch item, draws each item's noise as a batch of one with its own seed would.
     ``progress(done, total)`` counts encoder stages over all chunks (see the module docstring).
     Returns float32 numpy.
     """
@@ -191,7 +192,13 @@ def encode_chunked(model, audio, chunk_samples: Optional[int] = None, margin: Op
         return np.ascontiguousarray(mean)
     scale = raw[:, half:]
     std = np.where(scale > 20, scale, np.log1p(np.exp(np.minimum(scale, 20)))) + np.float32(1e-4)
-    noise = np.random.default_rng(seed).standard_normal(mean.shape, dtype=np.float64).astype(np.float32)
+    if isinstance(seed, (list, tuple)):
+        if len(seed) != mean.shape[0]:
+            raise ValueError(f"encode_chunked: {len(seed)} seeds for a batch of {mean.shape[0]}")
+        noise = np.stack([np.random.default_rng(s).standard_normal(mean.shape[1:], dtype=np.float64)
+                          for s in seed]).astype(np.float32)
+    else:
+        noise = np.random.default_rng(seed).standard_normal(mean.shape, dtype=np.float64).astype(np.float32)
     return (mean + std * noise).astype(np.float32)
 
 

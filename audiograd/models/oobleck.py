@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -168,7 +168,8 @@ class VAEBottleneck(nn.Module):
 
 def pretransform_config(config=None) -> dict:
     """SAO's ``pretransform.config`` from a dict or JSON path holding that part, the ``model``
-    part of model_config.json or the whole file (default: SAO 1.0)."""
+    part of model_config.json, the whole file, or an autoencoder's own config (vae_config.json,
+    the model under ``model``) (default: SAO 1.0)."""
     if config is None:
         return SAO_CONFIG
     if isinstance(config, (str, Path)):
@@ -186,6 +187,9 @@ def pretransform_config(config=None) -> dict:
         config = dict(_section(_section(config["model"]["pretransform"], "model.pretransform").get("config"),
                                "model.pretransform.config"))
         config.setdefault("sample_rate", outer.get("sample_rate", 44100))
+    elif isinstance(config.get("model"), dict) and "encoder" in config["model"]:
+        # an autoencoder's own config (stable-audio-tools' vae_config.json: model_type "autoencoder")
+        config = dict(config["model"], sample_rate=config["model"].get("sample_rate", config.get("sample_rate", 44100)))
     elif "pretransform" in config:
         config = dict(_section(_section(config["pretransform"], "pretransform").get("config"), "pretransform.config"))
     if "encoder" not in config and "decoder" not in config:
@@ -217,6 +221,16 @@ def _check_sections(config: dict) -> None:
         raise ValueError(f"config: encoder.config.strides must be a list of positive integers, got {strides!r}")
 
 
+def vae_geometry(config=None) -> Tuple[int, int, int, int]:
+    """``(sample_rate, io_channels, latent_dim, downsampling_ratio)`` of the autoencoder that
+    ``config`` (as :func:`pretransform_config` takes it) describes, without building it."""
+    cfg = pretransform_config(config)
+    latent_dim = cfg.get("latent_dim", cfg["decoder"]["config"].get("latent_dim", 32))
+    strides = cfg["encoder"]["config"].get("strides", (2, 4, 8, 8))
+    return (int(cfg.get("sample_rate", 44100)), int(cfg.get("io_channels", 2)), int(latent_dim),
+            int(cfg.get("downsampling_ratio", math.prod(strides))))
+
+
 class OobleckVAE(nn.Module):
     """Encoder + VAE bottleneck + decoder, configured like stable-audio-tools' autoencoder."""
 
@@ -236,11 +250,7 @@ class OobleckVAE(nn.Module):
             raise ValueError(f"unsupported Oobleck option in config: {e}") from None
         self.bottleneck = VAEBottleneck()
         self.config = cfg
-        self.sample_rate = int(cfg.get("sample_rate", 44100))
-        self.io_channels = int(cfg.get("io_channels", 2))
-        self.latent_dim = int(cfg.get("latent_dim", cfg["decoder"]["config"].get("latent_dim", 32)))
-        strides = cfg["encoder"]["config"].get("strides", (2, 4, 8, 8))
-        self.downsampling_ratio = int(cfg.get("downsampling_ratio", math.prod(strides)))
+        self.sample_rate, self.io_channels, self.latent_dim, self.downsampling_ratio = vae_geometry(cfg)
 
     def _as_tensor(self, x, dtype) -> Tensor:
         """``x`` as a tensor; arrays go where the model's parameters are."""
