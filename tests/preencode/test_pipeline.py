@@ -37,22 +37,20 @@ def data(tmp_path_factory):
     return root, config, write_dataset(root)
 
 
+def _run_into(tmp_path_factory, data, name, **options):
+    root, config, files = data
+    out = tmp_path_factory.mktemp(name)
+    return out, pre_encode(root, out, config=config, random_weights=True, progress=False, **options)
+
+
 @pytest.fixture(scope="module")
 def chunked_run(local_ray, data, tmp_path_factory):
-    root, config, files = data
-    out = tmp_path_factory.mktemp("chunked")
-    summary = pre_encode(root, out, config=config, random_weights=True, chunked=True, workers=2,
-                         progress=False)
-    return out, summary
+    return _run_into(tmp_path_factory, data, "chunked", chunked=True, workers=2)
 
 
 @pytest.fixture(scope="module")
 def padded_run(local_ray, data, tmp_path_factory):
-    root, config, files = data
-    out = tmp_path_factory.mktemp("padded")
-    summary = pre_encode(root, out, config=config, random_weights=True, sample_size=SAMPLE_SIZE, batch_size=3,
-                         progress=False)
-    return out, summary
+    return _run_into(tmp_path_factory, data, "padded", sample_size=SAMPLE_SIZE, batch_size=3)
 
 
 def _latents(out):
