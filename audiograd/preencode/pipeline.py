@@ -18,7 +18,7 @@ from typing import Dict, Iterator, List
 from .listing import list_audio
 from .settings import PreEncodeError, PreEncodeSettings
 from .store import claim_output, remove_stale_temporaries, write_report
-from .worker import DONE, FAILED, SKIPPED, ItemEncoder, prepare_row
+from .worker import DONE, SKIPPED, ItemEncoder, prepare_row
 
 # CPU share of one decoding task; encoder actors on CPU-only clusters leave it free
 _DECODE_CPUS = 0.5
