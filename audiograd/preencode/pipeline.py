@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List
 
-from .listing import list_audio
+from .listing import AUDIO_EXTENSIONS, list_audio
 from .settings import PreEncodeError, PreEncodeSettings
 from .store import claim_output, remove_stale_temporaries, write_report
 from .worker import DONE, SKIPPED, ItemEncoder, prepare_row
@@ -76,7 +76,7 @@ def pre_encode(input, output, checkpoint=None, config=None, *, progress: bool = 
     except (FileNotFoundError, OSError) as e:
         raise PreEncodeError(str(e)) from None
     if not files:
-        raise PreEncodeError(f"no audio files ({', '.join(_extensions())}) found in {settings.input}")
+        raise PreEncodeError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) found in {settings.input}")
     claim_output(settings.output, {"model_config": None if settings.config is None else str(settings.config),
                                    "dataset_config": settings.input, "sample_size": settings.sample_size,
                                    "settings": settings.fingerprint(), "args": settings.as_dict()})
@@ -93,13 +93,9 @@ def pre_encode(input, output, checkpoint=None, config=None, *, progress: bool = 
     finally:
         bar.close()
         summary.wall_seconds = time.time() - start
-        summary.report = str(write_report(settings.output, summary.as_dict(), summary.failures))
+        summary.report = str(write_report(settings.output, summary.as_dict(), summary.failures,
+                                               summary.warnings))
     return summary
-
-
-def _extensions():
-    from .listing import AUDIO_EXTENSIONS
-    return AUDIO_EXTENSIONS
 
 
 def _geometry(settings: PreEncodeSettings) -> tuple:

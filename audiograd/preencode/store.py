@@ -101,10 +101,11 @@ def write_item(out: Path, relpath: str, latents: np.ndarray, meta: dict) -> None
         tmp.write_text(json.dumps(meta))
 
 
-def write_report(out: Path, summary: dict, failures: list) -> Path:
-    """Write ``OUT/report.json``: the run's summary and each failed file with its error."""
+def write_report(out: Path, summary: dict, failures: list, warnings: list) -> Path:
+    """Write ``OUT/report.json``: the run's summary, each failed file with its error, and each
+    file encoded with a reader's warning (a file cut short)."""
     from ..audio import atomic_output
     path = out / REPORT
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps({"summary": summary, "failed": failures}, indent=2))
+        tmp.write_text(json.dumps({"summary": summary, "failed": failures, "warnings": warnings}, indent=2))
     return path

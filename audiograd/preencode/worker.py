@@ -88,10 +88,8 @@ class ItemEncoder:
         rows' outcomes (path, relpath, status, error, warning, seconds, worker)."""
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
         todo = [r for r in rows if r["status"] == TODO]
-        if todo:
-            groups = [todo] if not self.settings.chunked else [[r] for r in todo]
-            for group in groups:
-                self._encode_group(group)
+        for group in ([[r] for r in todo] if self.settings.chunked else [todo] if todo else []):
+            self._encode_group(group)
         keys = ("path", "relpath", "status", "error", "warning", "seconds")
         result = {k: [r[k] for r in rows] for k in keys}
         result["worker"] = [self.worker if r["status"] == DONE else "" for r in rows]
