@@ -72,7 +72,7 @@ void NAME(char** restrict bufs) {
   const long long tiles = (T + NR - 1) / NR;
   const long long chunks = (tiles + TILES_PER_CHUNK - 1) / TILES_PER_CHUNK;
   const int oblocks = (O + MR - 1) / MR;
-  #pragma omp parallel for collapse(3) schedule(static) num_threads(NTHREADS)
+  #pragma omp parallel for collapse(3) schedule(dynamic) num_threads(NTHREADS)
   for (long long ng = 0; ng < N * G; ng++) {
     for (long long ch = 0; ch < chunks; ch++) {
       for (int ob = 0; ob < oblocks; ob++) {
