@@ -161,10 +161,13 @@ def _ray_outcomes(settings: PreEncodeSettings, files, geometry) -> Iterator[dict
     try:
         _quiet_ray_data(ray)
         workers, cpus, gpus = _worker_resources(settings, ray.cluster_resources())
-        ds = ray.data.from_items([{"path": p, "relpath": r} for p, r in files])
+        size = 1 if settings.chunked else settings.batch_size
+        # one decoding task per encoder batch: a task per file costs more to schedule than to run
+        ds = ray.data.from_items([{"path": p, "relpath": r} for p, r in files],
+                                 override_num_blocks=math.ceil(len(files) / size))
         ds = ds.map(prepare_row, fn_kwargs={"settings": settings, "geometry": geometry}, num_cpus=_DECODE_CPUS)
         ds = ds.map_batches(_bound_encoder(settings, gpus > 0, max(1, round(cpus))),
-                            batch_size=1 if settings.chunked else settings.batch_size, batch_format="numpy",
+                            batch_size=size, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus, num_gpus=gpus)
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             yield from _rows(batch)
