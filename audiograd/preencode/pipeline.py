@@ -134,7 +134,7 @@ def _progress_bar(total: int, enabled: bool):
 def _loop_outcomes(settings: PreEncodeSettings, files, geometry) -> Iterator[dict]:
     """Every stage in this process, one item (or batch) after another."""
     encoder = ItemEncoder(settings, on_gpu=settings.gpus_per_worker > 0)
-    size = 1 if settings.chunked else settings.batch_size
+    size = settings.encoder_batch
     for first in range(0, len(files), size):
         rows = [prepare_row({"path": p, "relpath": r}, settings, geometry) for p, r in files[first:first + size]]
         yield from _rows(encoder({k: [row[k] for row in rows] for k in rows[0]}))
@@ -161,7 +161,7 @@ def _ray_outcomes(settings: PreEncodeSettings, files, geometry) -> Iterator[dict
     try:
         _quiet_ray_data(ray)
         workers, cpus, gpus = _worker_resources(settings, ray.cluster_resources())
-        size = 1 if settings.chunked else settings.batch_size
+        size = settings.encoder_batch
         # one decoding task per encoder batch: a task per file costs more to schedule than to run
         ds = ray.data.from_items([{"path": p, "relpath": r} for p, r in files],
                                  override_num_blocks=math.ceil(len(files) / size))

@@ -77,6 +77,11 @@ class PreEncodeSettings:
         if self.cpus_per_worker is not None and self.cpus_per_worker <= 0:
             raise PreEncodeError(f"--cpus-per-worker must be > 0, got {self.cpus_per_worker}")
 
+    @property
+    def encoder_batch(self) -> int:
+        """Items per encoder call: whole files (``chunked``) go one at a time."""
+        return 1 if self.chunked else self.batch_size
+
     def item_seed(self, relpath: str) -> int:
         """The posterior-sampling seed of one item: stable across runs, different between items."""
         return (int(self.seed) << 32) | zlib.crc32(relpath.encode("utf-8", "surrogateescape"))
