@@ -151,6 +151,9 @@ def _ray_outcomes(settings: PreEncodeSettings, files, geometry) -> Iterator[dict
     if settings.address is None and "ray" not in sys.modules:
         # a Ray started here serves this process alone: its servers listen on loopback only
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # and its workers do this job's work: Ray would start them at nice 15, behind the
+        # driver and anything else on the machine
+        os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         import ray
     except ImportError:
