@@ -17,6 +17,8 @@ from typing import NamedTuple
 
 import pytest
 
+from torchaudio_reference import import_torchaudio
+
 _SAT, _KD = "_sat_gen", "_kdiff"
 
 
@@ -51,10 +53,7 @@ def _root(pkg: str) -> str:
 
 
 def _ensure_torchaudio() -> None:
-    try:
-        importlib.import_module("torchaudio")
-    except Exception:
-        sys.modules.pop("torchaudio", None)
+    if import_torchaudio() is None:
         ta = _standin("torchaudio")
         ta.__path__ = []
         ta.transforms = _standin("torchaudio.transforms", Resample=_unused("Resample"))

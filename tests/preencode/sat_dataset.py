@@ -1,8 +1,8 @@
 """stable-audio-tools' dataset module (its audio-folder loader and its pre-encoded loader) as the
 reference of the pre-encoding tests, and a small dataset of good and broken files.
 
-torchaudio has no build for the pinned PyTorch; the module imports it for decoding and for
-transforms that these loaders' paths do not run. Where it is missing, a stand-in module whose
+The module imports torchaudio for decoding and for transforms that these loaders' paths do not
+run (see ``torchaudio_reference``). Where it is not installed, a stand-in module whose
 functions raise is put in its place, and files are decoded with soundfile (at the model's rate,
 so no resampling is involved). ``sat_dataset()`` skips the calling test, with the reason, when
 the module still cannot be imported.
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from torchaudio_reference import import_torchaudio
 
 SAMPLE_RATE = 44100
 
@@ -35,9 +37,7 @@ def _torchaudio_stand_in() -> None:
 
 def sat_dataset():
     """stable_audio_tools.data.dataset, or skip the test with the reason."""
-    try:
-        import torchaudio  # noqa: F401
-    except ImportError:
+    if import_torchaudio() is None:
         _torchaudio_stand_in()
     try:
         from stable_audio_tools.data import dataset
