@@ -6,8 +6,9 @@ several FFT sizes; ``SumAndDifferenceSTFTLoss`` applies that to the sum and the 
 of the two channels of stereo audio. The STFT is ``audiograd.dsp.stft`` (a batched real FFT
 for power-of-two sizes), so gradients with respect to input and target come from autograd.
 
-Not implemented (a NotImplementedError says so): mel/chroma scaling (``scale``), A-weighting (``perceptual_weighting``), ``scale_invariance`` and the
-kaiser window.
+``perceptual_weighting`` filters input and target with auraloss's A-weighting FIR first (its
+design needs scipy). Not implemented (a NotImplementedError says so): mel/chroma scaling
+(``scale``), ``scale_invariance`` and the kaiser window.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..dsp.stft import _hann, stft
 from ..nn.module import Module, ModuleList
 from ..tensor.tensor import Tensor
 from . import functional as F
+from .a_weighting import a_weight, a_weighting_taps
 
 
 def _periodic_window(name: str, n: int) -> np.ndarray:
@@ -65,7 +67,9 @@ class STFTLoss(Module):
         if scale is not None:
             raise _not_implemented(f"frequency scaling scale={scale!r} (mel/chroma filterbanks)")
         if perceptual_weighting:
-            raise _not_implemented("perceptual_weighting (A-weighting FIR prefilter)")
+            if sample_rate is None:
+                raise ValueError("STFTLoss: `sample_rate` must be supplied when `perceptual_weighting = True`.")
+            a_weighting_taps(float(sample_rate))  # designed (and scipy checked) now, not at the first call
         if scale_invariance:
             raise _not_implemented("scale_invariance")
         if mag_distance not in ("L1", "L2"):
@@ -101,6 +105,8 @@ class STFTLoss(Module):
         if input.ndim != 3 or tuple(input.shape) != tuple(target.shape):
             raise ValueError(f"STFTLoss: input and target must both be (batch, channels, time), got "
                              f"{tuple(input.shape)} and {tuple(target.shape)}")
+        if self.perceptual_weighting:
+            input, target = a_weight(input, self.sample_rate), a_weight(target, self.sample_rate)
         x_mag, x_phs = self.stft(input.reshape(-1, input.shape[-1]))
         y_mag, y_phs = self.stft(target.reshape(-1, target.shape[-1]))
 
