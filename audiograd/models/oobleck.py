@@ -147,13 +147,20 @@ class OobleckDecoder(nn.Module):
 class VAEBottleneck(nn.Module):
     """Splits encoder output into mean and scale; std = softplus(scale) + 1e-4."""
 
-    def encode(self, x: Tensor, sample: bool = False, seed: Optional[int] = None, return_kl: bool = False):
+    def encode(self, x: Tensor, sample: bool = False, seed: Optional[int] = None, return_kl: bool = False,
+               noise: Optional[Tensor] = None):
+        """Latents from the encoder's output: the mean, or with ``sample`` the mean plus ``std``
+        times ``noise`` (standard normal drawn with ``seed`` when not given); with ``return_kl``
+        also the KL divergence from a standard normal (summed over channels, mean elsewhere)."""
         c = x.shape[1] // 2
         mean, scale = x[:, :c], x[:, c:]
         std = scale.softplus() + 1e-4
         if sample:
-            gen = np.random.default_rng(seed)
-            z = mean + std * randn(*mean.shape, dtype=mean.dtype, generator=gen)
+            if noise is None:
+                noise = randn(*mean.shape, dtype=mean.dtype, generator=np.random.default_rng(seed), device=mean.device)
+            elif tuple(noise.shape) != tuple(mean.shape):
+                raise ValueError(f"VAE noise has shape {tuple(noise.shape)}, the latents {tuple(mean.shape)}")
+            z = mean + std * noise
         else:
             z = mean
         if not return_kl:

@@ -67,3 +67,34 @@ class CosineAnnealingLR(LRScheduler):
     def get_lr(self) -> List[float]:
         return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
                 for base in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """``lr = lr * gamma`` at every step after the first, multiplied step by step as PyTorch
+    does (not ``base_lr * gamma ** epoch``), so long runs round identically."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> List[float]:
+        if self.last_epoch == 0:
+            return [g["lr"] for g in self.optimizer.param_groups]
+        return [g["lr"] * self.gamma for g in self.optimizer.param_groups]
+
+
+class InverseLR(LRScheduler):
+    """stable-audio-tools' inverse decay with optional exponential warm-up:
+    ``lr = (1 - warmup ** (epoch + 1)) * max(final_lr, base_lr * (1 + epoch / inv_gamma) ** -power)``."""
+
+    def __init__(self, optimizer: Optimizer, inv_gamma: float = 1.0, power: float = 1.0, warmup: float = 0.0,
+                 final_lr: float = 0.0, last_epoch: int = -1):
+        if not 0.0 <= warmup < 1:
+            raise ValueError(f"InverseLR: warmup must be in [0, 1), got {warmup}")
+        self.inv_gamma, self.power, self.warmup, self.final_lr = inv_gamma, power, warmup, final_lr
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> List[float]:
+        warmup = 1 - self.warmup ** (self.last_epoch + 1)
+        mult = (1 + self.last_epoch / self.inv_gamma) ** -self.power
+        return [warmup * max(self.final_lr, base * mult) for base in self.base_lrs]
