@@ -53,7 +53,9 @@ class STFTLoss(Module):
     Channels are folded into the batch; the STFT is centred with reflect padding and a
     periodic window of ``win_length`` samples. ``mag = sqrt(clamp(re^2 + im^2, min=eps))``;
     spectral convergence is ``||Y - X||_F / ||Y||_F`` over the whole batch; the magnitude terms
-    use L1 (``mag_distance='L1'``) or MSE (``'L2'``) with ``reduction``. ``output='full'``
+    use L1 (``mag_distance='L1'``) or MSE (``'L2'``) with ``reduction``. ``sc_per_item`` computes
+    spectral convergence per (item, channel) before the reduction, as stable-audio-tools' own copy
+    of auraloss (which its autoencoder training uses) does. ``output='full'``
     returns ``(loss, sc_mag_loss, log_mag_loss, lin_mag_loss, phs_loss)``, unused terms as 0.0.
     """
 
@@ -62,8 +64,9 @@ class STFTLoss(Module):
                  w_lin_mag: float = 0.0, w_phs: float = 0.0, sample_rate: Optional[float] = None,
                  scale: Optional[str] = None, n_bins: Optional[int] = None, perceptual_weighting: bool = False,
                  scale_invariance: bool = False, eps: float = 1e-8, output: str = "loss",
-                 reduction: str = "mean", mag_distance: str = "L1", device=None):
+                 reduction: str = "mean", mag_distance: str = "L1", device=None, sc_per_item: bool = False):
         super().__init__()
+        self.sc_per_item = sc_per_item
         if scale is not None:
             raise _not_implemented(f"frequency scaling scale={scale!r} (mel/chroma filterbanks)")
         if perceptual_weighting:
@@ -110,7 +113,13 @@ class STFTLoss(Module):
         x_mag, x_phs = self.stft(input.reshape(-1, input.shape[-1]))
         y_mag, y_phs = self.stft(target.reshape(-1, target.shape[-1]))
 
-        sc_mag_loss = ((y_mag - x_mag).square().sum().sqrt() / y_mag.square().sum().sqrt()) if self.w_sc else 0.0
+        if not self.w_sc:
+            sc_mag_loss = 0.0
+        elif self.sc_per_item:  # stable-audio-tools' copy of auraloss: one ratio per (item, channel)
+            sc_mag_loss = ((y_mag - x_mag).square().sum((-1, -2)).sqrt()
+                           / y_mag.square().sum((-1, -2)).sqrt()).reshape(-1, 1, 1)
+        else:
+            sc_mag_loss = (y_mag - x_mag).square().sum().sqrt() / y_mag.square().sum().sqrt()
         log_mag_loss = self._distance(x_mag.log(), y_mag.log()) if self.w_log_mag else 0.0
         lin_mag_loss = self._distance(x_mag, y_mag) if self.w_lin_mag else 0.0
         phs_loss = F.mse_loss(x_phs, y_phs) if self.w_phs else 0.0

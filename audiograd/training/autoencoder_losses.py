@@ -83,7 +83,8 @@ def generator_terms(loss_config: dict, channels: int, sample_rate: int, use_disc
     spectral = _section(loss_config, "spectral")
     if spectral.get("type", "mrstft") != "mrstft":
         raise NotImplementedError(f"spectral loss type {spectral.get('type')!r} is not supported (only 'mrstft')")
-    stft_args = dict(_section(spectral, "config"), sample_rate=sample_rate)
+    # stable-audio-tools trains with its own copy of auraloss, whose spectral convergence is per item
+    stft_args = dict(_section(spectral, "config"), sample_rate=sample_rate, sc_per_item=True)
     weight, decay = _section(spectral, "weights")["mrstft"], spectral.get("decay", 1.0)
     if channels == 2:
         sdstft = SumAndDifferenceSTFTLoss(**stft_args)

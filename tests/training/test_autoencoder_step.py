@@ -77,7 +77,7 @@ def _ours(ref_wrapper, options):
     ae.load_state_dict({k: v.detach().numpy() for k, v in ref_wrapper.autoencoder.state_dict().items()})
     ours = AutoencoderTrainingWrapper(ae, sample_rate=44100, loss_config=copy.deepcopy(LOSS_CONFIG),
                                       optimizer_configs=copy.deepcopy(OPTIMIZERS), **options)
-    ours.discriminator.load_state_dict({k: v.detach().numpy() for k, v in ref_wrapper.discriminator.state_dict().items()})
+    ours.discriminator is not None and ours.discriminator.load_state_dict({k: v.detach().numpy() for k, v in ref_wrapper.discriminator.state_dict().items()})
     return ours
 
 
@@ -91,8 +91,9 @@ def _compare(step, ref_module, our_module, what):
         assert err < 1e-9, f"after step {step}: {what} {k} off by {err:.2e} relative"
 
 
-@pytest.mark.xfail(strict=True, reason="open defect: after the first generator step the encoder's gradients "
-                   "differ from the original's by up to ~9% (decoder and discriminator not yet isolated)")
+@pytest.mark.xfail(strict=True, reason="open defect: after the first generator step the autoencoder's "
+                   "gradients differ from the original's by up to 2e-3 of the largest update (the MR-STFT "
+                   "terms; the L1 and KL terms agree to 1e-8)")
 @pytest.mark.parametrize("options", [
     dict(use_ema=True),
     dict(use_ema=False, warmup_steps=2, warmup_mode="adv", clip_grad_norm=0.5),
