@@ -157,7 +157,8 @@ class AutoencoderTrainingWrapper:
             losses = {"discriminator_loss": loss_dis}
             loss, params, opt, sched = loss_dis, list(self.discriminator.parameters()), self.opt_disc, self.sched_disc
         else:
-            self.discriminator is not None and self.discriminator.requires_grad_(False)
+            if self.use_disc:
+                self.discriminator.requires_grad_(False)
             try:
                 info = self._forward(reals, noise)
                 if self.use_disc and self.warmed_up:
@@ -167,7 +168,8 @@ class AutoencoderTrainingWrapper:
                     info["loss_adv"] = info["feature_matching_distance"] = 0.0
                 loss, losses = total_loss(self.gen_terms, info)
             finally:
-                self.discriminator is not None and self.discriminator.requires_grad_(True)
+                if self.use_disc:
+                    self.discriminator.requires_grad_(True)
             params, opt, sched = list(self.autoencoder.parameters()), self.opt_gen, self.sched_gen
         values = {k: float(v.item() if isinstance(v, Tensor) else v) for k, v in losses.items()}
         values["loss"] = float(loss.item())

@@ -41,12 +41,19 @@ class ComplexSpectrogram(nn.Module):
         periodic_hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win_length) / win_length)
         self.register_buffer("window", Tensor(periodic_hann.astype(np.float32)))
 
+        self._host_window = None  # (window node, its values, 1 / L2 norm): read back once per window
+
+    def _window(self):
+        if self._host_window is None or self._host_window[0] is not self.window.node:
+            values = self.window.numpy().astype(np.float64)
+            self._host_window = (self.window.node, values, 1.0 / float(np.sqrt(np.sum(values ** 2))))
+        return self._host_window[1:]
+
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
-        window = self.window.numpy().astype(np.float64)
+        window, inverse_norm = self._window()
         re, im = stft(x, self.n_fft, self.hop_length, self.win_length, window=window, center=False)
         if self.normalized:
-            scale = 1.0 / float(np.sqrt(np.sum(window ** 2)))
-            re, im = re * scale, im * scale
+            re, im = re * inverse_norm, im * inverse_norm
         return re, im
 
 
