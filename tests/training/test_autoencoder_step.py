@@ -3,7 +3,7 @@
 Both sides start from the same weights (the reference's, seeded) and see the same batches and
 the same VAE noise; the reference runs its own ``training_step`` (see
 ``sat_training_reference``). After each step every parameter of the autoencoder and of the
-discriminator must agree: in float64 to 1e-9 of each tensor's largest value. The small Oobleck
+discriminator must agree in float64 (see ``_compare`` for the tolerances), and so must the EMA weights. The small Oobleck
 and loss configuration keep it fast; SAO's loss recipe (perceptual sum-and-difference MR-STFT,
 per-channel MR-STFT, EnCodec discriminator, AdamW with SAO's betas, ExponentialLR) is kept.
 """
@@ -69,7 +69,19 @@ def _reference_wrapper(options):
     wrapper.double()
     if wrapper.autoencoder_ema is not None:  # EMA(...) copied the float32 model before .double()
         wrapper.autoencoder_ema.ema_model.double()
+    _exact_stft_windows(wrapper)
     return wrapper
+
+
+def _exact_stft_windows(wrapper):
+    """The original's STFT losses keep their Hann window as a plain float32 attribute, which
+    ``.double()`` does not reach; a float64 run needs the exact window (ours computes it in float64)."""
+    for module in wrapper.modules():
+        window = module.__dict__.get("window")
+        if isinstance(window, torch.Tensor):
+            exact = torch.hann_window(window.numel(), dtype=torch.float64)
+            assert torch.allclose(window.double(), exact, rtol=0, atol=1e-6), f"expected a Hann window in {type(module).__name__}: {window.dtype} {window.numel()}"
+            module.window = exact
 
 
 def _ours(ref_wrapper, options):
@@ -81,19 +93,41 @@ def _ours(ref_wrapper, options):
     return ours
 
 
-def _compare(step, ref_module, our_module, what):
+class _Weights:
+    """A state dict seen as a module without gradients."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def named_parameters(self):
+        return iter(())
+
+    def state_dict(self):
+        return self.state
+
+
+def _compare(step, ref_module, our_module, what, stepped=True):
+    """Gradients within 1e-9 of the module's largest gradient: the float64 math. Weights within
+    1e-7 of each tensor's largest value: Adam divides by sqrt(v) + 1e-8, so on snake parameters
+    whose gradients are ~1e-6 a 1e-10 gradient difference becomes a ~1e-8 weight difference.
+    Gradients are compared only for the module the step updated (the others' are stale)."""
+    ref_grads = {n: p.grad.numpy() for n, p in ref_module.named_parameters() if p.grad is not None}
+    our_grads = {n: p.grad.numpy() for n, p in our_module.named_parameters() if p.grad is not None}
+    if stepped and ref_grads:
+        scale = max(np.abs(g).max() for g in ref_grads.values())
+        for n, g in ref_grads.items():
+            assert n in our_grads, f"after step {step}: {what} {n} has no gradient"
+            err = np.abs(our_grads[n] - g).max() / scale
+            assert err < 1e-9, f"after step {step}: {what} gradient of {n} off by {err:.2e} of the largest"
     want = {k: v.detach().numpy() for k, v in ref_module.state_dict().items()}
     got = our_module.state_dict()
     assert sorted(want) == sorted(got)
     for k, w in want.items():
         scale = np.abs(w).max()
         err = np.abs(got[k].numpy() - w).max() / (scale if scale else 1.0)
-        assert err < 1e-9, f"after step {step}: {what} {k} off by {err:.2e} relative"
+        assert err < 1e-7, f"after step {step}: {what} {k} off by {err:.2e} relative"
 
 
-@pytest.mark.xfail(strict=True, reason="open defect: after the first generator step the autoencoder's "
-                   "gradients differ from the original's by up to 2e-3 of the largest update (the MR-STFT "
-                   "terms; the L1 and KL terms agree to 1e-8)")
 @pytest.mark.parametrize("options", [
     dict(use_ema=True),
     dict(use_ema=False, warmup_steps=2, warmup_mode="adv", clip_grad_norm=0.5),
@@ -107,8 +141,11 @@ def test_steps_match_reference(options):
         reals = audio(10 + step)
         noise = rng.standard_normal((BATCH, AE_CONFIG["latent_dim"], LENGTH // 15))
         run_step(ref, torch.tensor(reals), torch.tensor(noise))
+        disc_step = ours.is_discriminator_step()
         ours.training_step(ag.tensor(reals), noise=ag.tensor(noise))
-        _compare(step, ref.autoencoder, ours.autoencoder, "autoencoder")
-        _compare(step, ref.discriminator, ours.discriminator, "discriminator")
+        _compare(step, ref.autoencoder, ours.autoencoder, "autoencoder", stepped=not disc_step)
+        _compare(step, ref.discriminator, ours.discriminator, "discriminator", stepped=disc_step)
+    if options["use_ema"]:
+        _compare("all", ref.autoencoder_ema.ema_model, _Weights(ours.ema_state()), "EMA")
     lr_ref = [ref.harness_optimizers[i].param_groups[0]["lr"] for i in range(2)]
     assert [ours.opt_gen.param_groups[0]["lr"], ours.opt_disc.param_groups[0]["lr"]] == lr_ref
