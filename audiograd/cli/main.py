@@ -1,5 +1,6 @@
 """``audiograd`` command: ``demo`` runs a bundled example, ``cache info|clear`` manages kernels,
-``parity`` checks the Oobleck model, ``encode|decode|reconstruct`` run it on audio files."""
+``parity`` checks the Oobleck model, ``encode|decode|reconstruct`` run it on audio files,
+``generate`` makes audio from text, ``pre-encode`` encodes datasets, ``train`` trains models."""
 from __future__ import annotations
 
 import argparse
@@ -94,6 +95,8 @@ def main(argv=None) -> int:
     add_generate_parser(sub)
     from .pre_encode_command import add_parser as add_pre_encode_parser
     add_pre_encode_parser(sub)
+    from .train_command import add_parser as add_train_parser
+    add_train_parser(sub)
     args = parser.parse_args(argv)
     from .signals import report_interrupt, signals_as_exceptions
     try:

@@ -28,7 +28,7 @@ from audiograd.losses import MultiResolutionSTFTLoss
 
 from . import notes, partials
 from .piano_synth import PianoSynth
-from .spectrogram import comparison_image
+from ..audio.spectrogram_image import comparison_image
 
 
 class DemoError(ValueError):

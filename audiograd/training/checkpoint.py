@@ -17,12 +17,14 @@ from ..audio.output import atomic_output
 from ..models.checkpoint import load_state
 
 
-def _split_optimizer(state: Dict[str, Any]):
+def split_optimizer(state: Dict[str, Any], prefix: str = "optim"):
+    """An optimizer's ``state_dict`` as (arrays named ``<prefix>.<param index>.<name>``, a
+    JSON-serializable dict of the rest)."""
     arrays, scalars = {}, {}
     for index, entries in state["state"].items():
         for name, value in entries.items():
             if isinstance(value, np.ndarray) and value.ndim:
-                arrays[f"optim.{index}.{name}"] = value
+                arrays[f"{prefix}.{index}.{name}"] = value
             else:  # step counters and other scalars travel in the metadata
                 scalars.setdefault(str(index), {})[name] = value.item() if isinstance(value, np.ndarray) else value
     return arrays, {"param_groups": state["param_groups"], "scalars": scalars}
@@ -39,7 +41,7 @@ def save_checkpoint(path, model, optimizer=None, extra: Optional[Dict[str, Any]]
     tensors = {f"model.{k}": np.ascontiguousarray(v.numpy()) for k, v in model.state_dict().items()}
     meta: Dict[str, Any] = {"extra": extra or {}}
     if optimizer is not None:
-        arrays, meta["optimizer"] = _split_optimizer(optimizer.state_dict())
+        arrays, meta["optimizer"] = split_optimizer(optimizer.state_dict())
         tensors.update({k: np.ascontiguousarray(v) for k, v in arrays.items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,10 +49,11 @@ def save_checkpoint(path, model, optimizer=None, extra: Optional[Dict[str, Any]]
         save_file(tensors, str(tmp), metadata={"audiograd": json.dumps(meta)})
 
 
-def _optimizer_state(tensors: Dict[str, np.ndarray], saved: Dict[str, Any]) -> Dict[str, Any]:
+def join_optimizer(tensors: Dict[str, np.ndarray], saved: Dict[str, Any], prefix: str = "optim") -> Dict[str, Any]:
+    """The inverse of :func:`split_optimizer`: an optimizer ``state_dict``."""
     state: Dict[int, Dict[str, Any]] = {}
     for key, value in tensors.items():
-        if key.startswith("optim."):
+        if key.startswith(prefix + "."):
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
     for index, entries in saved["scalars"].items():
@@ -74,7 +77,7 @@ def load_checkpoint(path, model, optimizer=None) -> Dict[str, Any]:
         if "optimizer" not in meta:
             raise ValueError(f"{path}: checkpoint holds no optimizer state")
         try:
-            optimizer.load_state_dict(_optimizer_state(tensors, meta["optimizer"]))
-        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            optimizer.load_state_dict(join_optimizer(tensors, meta["optimizer"]))
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
             raise ValueError(f"{path}: malformed optimizer state ({type(e).__name__}: {e})") from None
     return meta["extra"]

@@ -110,6 +110,8 @@ def _compare(step, ref_module, our_module, what, stepped=True):
     """Gradients within 1e-9 of the module's largest gradient: the float64 math. Weights within
     1e-7 of each tensor's largest value: Adam divides by sqrt(v) + 1e-8, so on snake parameters
     whose gradients are ~1e-6 a 1e-10 gradient difference becomes a ~1e-8 weight difference.
+    That amplification only shows once Adam has history: after the first generator step and the
+    first discriminator step weights must agree within 1e-9 too.
     Gradients are compared only for the module the step updated (the others' are stale)."""
     ref_grads = {n: p.grad.numpy() for n, p in ref_module.named_parameters() if p.grad is not None}
     our_grads = {n: p.grad.numpy() for n, p in our_module.named_parameters() if p.grad is not None}
@@ -125,7 +127,7 @@ def _compare(step, ref_module, our_module, what, stepped=True):
     for k, w in want.items():
         scale = np.abs(w).max()
         err = np.abs(got[k].numpy() - w).max() / (scale if scale else 1.0)
-        assert err < 1e-7, f"after step {step}: {what} {k} off by {err:.2e} relative"
+        assert err < (1e-9 if step in (0, 1) else 1e-7), f"after step {step}: {what} {k} off by {err:.2e} relative"
 
 
 @pytest.mark.parametrize("options", [

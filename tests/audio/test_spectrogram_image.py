@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from audiograd.examples import spectrogram as sp
+from audiograd.audio import spectrogram_image as sp
 
 HOP, WIDEN = 128, 2
 # (sample rate, seconds, n_fft): the demo's settings and others whose tick steps differ
@@ -115,3 +115,8 @@ def test_draw_text_clips_at_the_edges():
     sp.draw_text(img, "88", -3, -2, scale=2)         # partly outside on every side: no error
     sp.draw_text(img, "8", 5, 6, scale=2)
     assert img.any()
+
+
+def test_every_capital_letter_has_its_own_glyph():
+    letters = [sp._FONT[chr(c)] for c in range(ord("A"), ord("Z") + 1)]
+    assert len(set(letters)) == 26
