@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-import numpy as np
 
 from ..audio.output import atomic_output
 from ..models.oobleck import OobleckVAE, pretransform_config
