@@ -28,7 +28,7 @@ from ..optim.clip import clip_grad_norm_
 from ..optim.factory import create_optimizer_from_config, create_scheduler_from_config
 from ..tensor.autograd import no_grad
 from ..tensor.creation import randn
-from ..tensor.tensor import Tensor
+from ..tensor.tensor import Tensor, realize_all
 from .autoencoder_losses import DEFAULT_LOSS_CONFIG, build_discriminator, generator_terms, total_loss
 from .ema import EMA
 
@@ -171,6 +171,7 @@ class AutoencoderTrainingWrapper:
                 if self.use_disc:
                     self.discriminator.requires_grad_(True)
             params, opt, sched = list(self.autoencoder.parameters()), self.opt_gen, self.sched_gen
+        realize_all([loss] + [v for v in losses.values() if isinstance(v, Tensor)])  # one schedule for all terms
         values = {k: float(v.item() if isinstance(v, Tensor) else v) for k, v in losses.items()}
         values["loss"] = float(loss.item())
         finite = all(math.isfinite(v) for v in values.values())

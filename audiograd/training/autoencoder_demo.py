@@ -48,11 +48,12 @@ def _pad_width(image: np.ndarray, width: int) -> np.ndarray:
 def demo_image(history: Dict[str, List[float]], real: np.ndarray, decoded: np.ndarray, sample_rate: int) -> np.ndarray:
     """The loss curves above the spectrograms of one clip, real and reconstructed (mono mixes)."""
     spectra = comparison_image([real.mean(0), decoded.mean(0)], ["REAL", "RECON"], sample_rate)
-    names = [k for k in history if k.endswith("loss") and any(math.isfinite(v) for v in history[k])][:_CURVES]
+    names = [k for k in history if k.endswith("loss") and k != "loss"  # "loss" alternates generator/discriminator
+             and any(math.isfinite(v) for v in history[k])][:_CURVES]
     curves = {k.replace("_loss", ""): [v for v in history[k] if math.isfinite(v)] for k in names}
     if "demo_mrstft" in history:
         curves["demo mrstft"] = history["demo_mrstft"]
-    parts = [curves_image(curves, width=spectra.shape[1])] if curves else []
+    parts = [curves_image(curves, width=max(600, spectra.shape[1]))] if curves else []
     parts.append(spectra)
     width = max(p.shape[1] for p in parts)
     gap = np.full((8, width, 3), BACKGROUND, np.uint8)
