@@ -33,6 +33,9 @@ class Config:
     # threads when the two alternate (bench/threads.py). Read once, when the first kernel
     # loads; an explicit GOMP_SPINCOUNT in the environment wins.
     omp_spin_count: int = 3000
+    # CPU kernel libraries kept loaded while no program holds them (each costs a few of the
+    # process's ~65,000 memory mappings; others are reloaded from the disk cache when needed)
+    loaded_kernels: int = 4000
     # idle bytes the buffer pool may keep for reuse (reused memory skips page faults, but
     # counts in the resident size)
     buffer_pool_bytes: int = 256 << 20

@@ -7,6 +7,8 @@ import os
 import sys
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Sequence, Set, Tuple
@@ -55,8 +57,12 @@ stats = CacheStats()
 
 
 class CPUCompiler:
+    """Kernels by (name, source): the most recently used ``config.loaded_kernels`` stay loaded;
+    older ones are unloaded once no program uses them any more, because every loaded library
+    costs the process several memory mappings, of which Linux allows only about 65,000."""
+
     def __init__(self):
-        self._fns: Dict[Tuple[str, str], object] = {}
+        self._fns: "OrderedDict[Tuple[str, str], object]" = OrderedDict()
         self._lock = threading.Lock()
         self._sig = _cpu_signature()
         self._stale_paths: Set[str] = set()  # paths whose library in this process was found wrong
@@ -74,6 +80,9 @@ class CPUCompiler:
     def get_many(self, kernels: Sequence[Tuple[str, str]]) -> List[object]:
         """Callable functions for (name, source) pairs; missing ones are compiled in parallel."""
         out: List[object] = [self._fns.get(k) for k in kernels]
+        for k, fn in zip(kernels, out):
+            if fn is not None:
+                self._fns.move_to_end(k)
         stats.memory_hits += sum(fn is not None for fn in out)
         todo = [i for i, fn in enumerate(out) if fn is None]
         if not todo:
@@ -107,6 +116,8 @@ class CPUCompiler:
         for i, fn in zip(todo, fns):
             self._fns[kernels[i]] = fn
             out[i] = fn
+        while len(self._fns) > max(config.loaded_kernels, 1):
+            self._fns.popitem(last=False)
         return out
 
     def _load_entry(self, cache: DiskCache, key: str, name: str, source: str, compile_fn):
@@ -187,11 +198,21 @@ def bind_to_key(source: str, key: str) -> str:
 
 
 def _open_library(path: Path, fresh: bool):
-    """dlopen ``path``; with ``fresh``, through a new name (see :func:`fresh_alias`)."""
+    """dlopen ``path``; with ``fresh``, through a new name (see :func:`fresh_alias`). The library
+    is dlclosed when the returned object (which every function taken from it keeps alive) is
+    garbage."""
     if not fresh:
-        return ctypes.CDLL(str(path))
-    with fresh_alias(path) as alias:
-        return ctypes.CDLL(str(alias))
+        lib = ctypes.CDLL(str(path))
+    else:
+        with fresh_alias(path) as alias:
+            lib = ctypes.CDLL(str(alias))
+    weakref.finalize(lib, _dlclose, lib._handle)
+    return lib
+
+
+def _dlclose(handle: int) -> None:
+    import _ctypes
+    _ctypes.dlclose(handle)
 
 
 compiler = CPUCompiler()
