@@ -43,7 +43,7 @@ STAGES = (
     ("engine", ("engine/",)),
     ("tensor", ("tensor/",)),
     ("library", ("nn/", "optim/", "dsp/", "losses/", "jit.py")),
-    ("apps", ("models/", "training/", "examples/", "preencode/", "cli/", "__init__.py", "__main__.py")),
+    ("apps", ("data/", "models/", "training/", "examples/", "preencode/", "cli/", "__init__.py", "__main__.py")),
 )
 
 # Where isinstance(..., np.ndarray) is a test for "is this buffer on the host?".

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     a.add_argument("--pretrained", type=Path, metavar="PATH",
                    help="start from these weights (SAO's model.safetensors or an autoencoder's own) instead of "
                         "random ones")
-    a.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    a.add_argument("--device", default=None, help="where to train: cpu (default) or cuda / cuda:N")
     a.add_argument("--precision", choices=["fp32", "tf32"], default="fp32",
                    help="matrix products on cuda: fp32 (default) or tf32 tensor cores")
     a.add_argument("--batch-size", type=int, default=4, metavar="B", help="clips per step (default 4)")

@@ -38,7 +38,7 @@ class AutoencoderRunConfig:
     out: Path
     config: Optional[Path] = None
     resume: bool = False
-    device: str = "cpu"
+    device: Optional[str] = None  # None: the host
     precision: str = "fp32"
     batch_size: int = 4
     sample_size: Optional[int] = None
@@ -114,7 +114,8 @@ def build_wrapper(cfg: AutoencoderRunConfig, config: dict) -> AutoencoderTrainin
     from ..tensor.creation import manual_seed
     manual_seed(cfg.seed)
     model = OobleckVAE.from_pretrained(cfg.pretrained, config) if cfg.pretrained else OobleckVAE(config)
-    model.to(cfg.device)
+    if cfg.device:
+        model.to(cfg.device)
     return AutoencoderTrainingWrapper.from_config(model, config, on_nonfinite=cfg.on_nonfinite, seed=cfg.seed)
 
 
@@ -137,15 +138,21 @@ def train_autoencoder(cfg: AutoencoderRunConfig, log: Callable[[str], None] = pr
     written every ``checkpoint_every`` steps and at the end; an interruption loses at most the
     steps since the last one."""
     from ..config import config as ag_config
-    from ..data import AudioFolderDataset, BackgroundLoader
     _check_settings(cfg)
     config = _model_config(cfg)
     model_cfg = pretransform_config(config)
+    previous_precision, ag_config.cuda_matmul_precision = ag_config.cuda_matmul_precision, cfg.precision
+    try:
+        return _train(cfg, config, model_cfg, log)
+    finally:
+        ag_config.cuda_matmul_precision = previous_precision
+
+
+def _train(cfg: AutoencoderRunConfig, config: dict, model_cfg: dict, log: Callable[[str], None]) -> RunSummary:
+    from ..data import AudioFolderDataset, BackgroundLoader
     sample_rate = int(config.get("sample_rate", model_cfg.get("sample_rate", 44100)))
     sample_size = int(cfg.sample_size or config.get("sample_size") or 65536)
     demo_every = cfg.demo_every or config.get("training", {}).get("demo", {}).get("demo_every") or cfg.checkpoint_every
-    if cfg.device.startswith("cuda"):
-        ag_config.cuda_matmul_precision = cfg.precision
     wrapper = build_wrapper(cfg, config)
     out = Path(cfg.out)
     history: Dict[str, List[float]] = {}
