@@ -1,6 +1,7 @@
 """The audio-folder training dataset against stable-audio-tools' own transforms (its data/utils.py,
 driven by the same random numbers as ours), its determinism and resume property, hostile files,
 and the background loader."""
+import importlib.metadata
 import importlib.util
 import os
 import struct
@@ -26,10 +27,13 @@ RATE = 16000
 @pytest.fixture(scope="module")
 def sat():
     """stable-audio-tools' data/utils.py, loaded as a file (its package imports every model)."""
-    spec = importlib.util.find_spec("stable_audio_tools")
-    if spec is None or importlib.util.find_spec("torch") is None or import_torchaudio() is None:
+    # located through its distribution: other tests may have put a stand-in package in sys.modules
+    try:
+        file = Path(importlib.metadata.distribution("stable-audio-tools").locate_file("stable_audio_tools/data/utils.py"))
+    except importlib.metadata.PackageNotFoundError:
+        file = None
+    if file is None or not file.is_file() or importlib.util.find_spec("torch") is None or import_torchaudio() is None:
         pytest.skip("stable-audio-tools, torch or torchaudio is not installed")
-    file = Path(spec.submodule_search_locations[0]) / "data" / "utils.py"
     module_spec = importlib.util.spec_from_file_location("sat_data_utils", file)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
