@@ -88,29 +88,6 @@ def _conv1d_rows(xp: Tensor, weight: Tensor, bias, stride: int, dilation: int, g
     return ConvRows.apply(a, rows, *extra, offsets=offsets, length=out_len)
 
 
-def _conv2d_rows(xp: Tensor, weight: Tensor, bias, stride, dilation, groups: int, out_sp) -> Tensor:
-    """A 2-D convolution of the padded input ``xp`` by the shifted-row kernel, without gathering
-    windows: each channel's plane is one row, split into its ``stride`` phases (so that every
-    tap reads a contiguous run), and tap (i, j) reads that row from a fixed offset. The kernel
-    computes every column of a phase's width; the ones past the output's width are dropped."""
-    n, cin, hp, wp = xp.shape
-    cout, cin_g, kh, kw = weight.shape
-    (s0, s1), (d0, d1), (oh, ow) = stride, dilation, out_sp
-    hph, wph = -(-hp // s0), -(-wp // s1)
-    rows = pad(xp, (0, wph * s1 - wp, 0, hph * s0 - hp)) if (hph * s0, wph * s1) != (hp, wp) else xp
-    rows = rows.reshape(n, cin, hph, s0, wph, s1).permute(0, 1, 3, 5, 2, 4).reshape(n, cin, s0 * s1 * hph * wph)
-    block = hph * wph
-    offsets = [((i * d0) % s0 * s1 + (j * d1) % s1) * block + (i * d0) // s0 * wph + (j * d1) // s1
-               for i in range(kh) for j in range(kw)]
-    length = oh * wph
-    overrun = max(offsets) + length - rows.shape[2]
-    rows = pad(rows, (0, max(overrun, 0) + _slack(rows.shape[2] + max(overrun, 0))))
-    a = weight.reshape(groups, cout // groups, cin_g, kh * kw)
-    extra = (bias,) if bias is not None else ()
-    y = ConvRows.apply(a, rows, *extra, offsets=offsets, length=length)
-    return y.reshape(n, cout, oh, wph)[..., :ow]
-
-
 def _batched(x: Tensor, nd: int, op: str) -> Tuple[Tensor, bool]:
     if x.ndim == nd + 1:
         x, unbatched = x.unsqueeze(0), True
@@ -195,9 +172,6 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, 
     win = win.reshape(n, g, cin_g, *out_sp, *kernel)
     if nd == 1 and _rows_kernel(x) and cin_g * taps > DIRECT_MAX_TERMS:
         y = _conv1d_rows(xp, weight, bias, stride[0], dilation[0], groups)
-        return y.squeeze(0) if unbatched else y
-    if nd == 2 and _rows_kernel(x) and cin_g * taps > DIRECT_MAX_TERMS:
-        y = _conv2d_rows(xp, weight, bias, stride, dilation, groups, out_sp)
         return y.squeeze(0) if unbatched else y
     if cin_g * taps <= DIRECT_MAX_TERMS:
         # (n, g, 1, cin_g, *out, *k) * (1, g, cout_g, cin_g, 1.., *k) summed over cin_g and k
