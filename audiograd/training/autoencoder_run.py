@@ -152,8 +152,12 @@ def _train(cfg: AutoencoderRunConfig, config: dict, model_cfg: dict, log: Callab
     from ..data import AudioFolderDataset, BackgroundLoader
     sample_rate = int(config.get("sample_rate", model_cfg.get("sample_rate", 44100)))
     sample_size = int(cfg.sample_size or config.get("sample_size") or 65536)
-    demo_every = cfg.demo_every or config.get("training", {}).get("demo", {}).get("demo_every") or cfg.checkpoint_every
-    wrapper = build_wrapper(cfg, config)
+    wrapper = build_wrapper(cfg, config)  # validates the training section
+    demo_section = config.get("training", {}).get("demo")
+    demo_every = cfg.demo_every or (demo_section.get("demo_every") if isinstance(demo_section, dict) else None)
+    demo_every = demo_every or cfg.checkpoint_every
+    if not isinstance(demo_every, int) or demo_every < 1:
+        raise ValueError(f"demo_every must be a positive integer, got {demo_every!r}")
     out = Path(cfg.out)
     history: Dict[str, List[float]] = {}
     if cfg.resume:
@@ -199,6 +203,4 @@ def _train(cfg: AutoencoderRunConfig, config: dict, model_cfg: dict, log: Callab
     finally:
         bar.close()
     summary.steps, summary.skipped = wrapper.global_step, wrapper.skipped_steps
-    if not (out / CHECKPOINT).is_file():  # resumed at or past max_steps
-        checkpoint()
     return summary
