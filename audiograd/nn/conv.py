@@ -211,8 +211,9 @@ def conv_transpose_nd(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride,
     in_sp = x.shape[2:]
     out_sp = [(i - 1) * s - 2 * p + d * (k - 1) + o + 1
               for i, s, p, d, k, o in zip(in_sp, stride, pads, dilation, kernel, out_pad)]
-    if any(o < 0 for o in out_sp):  # an output of length 0 is empty, as in PyTorch
-        raise ShapeError(f"{op}: input {x.shape} with weight {weight.shape} gives a negative output size "
+    # PyTorch gives an empty output for an output size of 0 with groups, and refuses it without
+    if any(o < 0 for o in out_sp) or (groups == 1 and any(o == 0 for o in out_sp)):
+        raise ShapeError(f"{op}: input {x.shape} with weight {weight.shape} gives an output size below 1 "
                          f"{tuple(out_sp)}")
     full = [(i - 1) * s + d * (k - 1) + 1 for i, s, d, k in zip(in_sp, stride, dilation, kernel)]
     check_numel(op, (n, cout_g * groups, *out_sp))
