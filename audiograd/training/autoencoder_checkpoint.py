@@ -24,7 +24,7 @@ _SCHEDULER_FIELDS = (int, float, list, type(None))
 
 
 def _arrays(prefix: str, state) -> Dict[str, np.ndarray]:
-    return {f"{prefix}.{k}": np.ascontiguousarray(v.numpy() if hasattr(v, "numpy") else v) for k, v in state.items()}
+    return {f"{prefix}.{k}": v.numpy() if hasattr(v, "numpy") else v for k, v in state.items()}
 
 
 def save_run(path, wrapper, history: Dict[str, List[float]], extra: dict = None) -> None:
