@@ -23,12 +23,14 @@ MAX_NONFINITE_KEYS_SHOWN = 5
 def _reader(path: Path, head: bytes):
     from .safetensors_file import load_safetensors
     from .torch_checkpoint import load_torch_legacy, load_torch_zip
+    # safetensors first: its 8-byte header length may begin with any byte, a pickle's 0x80 too
+    # (a zip's or a torch pickle's ninth byte is never "{")
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "safetensors file", load_safetensors
     if head[:4] == b"PK\x03\x04":
         return "PyTorch zip checkpoint", load_torch_zip
     if head[:1] == b"\x80":
         return "legacy PyTorch checkpoint", load_torch_legacy
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors file", load_safetensors
     raise CheckpointError(f"{path}: not a safetensors file, PyTorch zip checkpoint or legacy PyTorch checkpoint")
 
 

@@ -208,6 +208,24 @@ def test_safetensors_bf16_widens_to_float32_exactly(tmp_path):
     np.testing.assert_array_equal(ours["i"], state["i"].numpy())
 
 
+@pytest.mark.parametrize("first_byte", [0x80, 0x50])
+def test_safetensors_whose_header_length_starts_like_a_pickle_or_zip_loads(tmp_path, first_byte):
+    """The header length's first byte is arbitrary: 0x80 (a pickle's opcode) or "P" must still read as safetensors."""
+    from safetensors.torch import save_file
+    state = {"w": torch.randn(3, 4)}
+    save_file(state, str(tmp_path / "probe.safetensors"), metadata={"pad": ""})
+    base = (tmp_path / "probe.safetensors").read_bytes()[0]
+    # grow the metadata until the header length's low byte is the one wanted (8-byte aligned lengths)
+    pad = ""
+    while True:
+        save_file(state, str(tmp_path / "w.safetensors"), metadata={"pad": pad})
+        if (tmp_path / "w.safetensors").read_bytes()[0] == first_byte:
+            break
+        pad += "x"
+        assert len(pad) < 600, f"no header length with low byte {first_byte:#x} (started at {base:#x})"
+    np.testing.assert_array_equal(load_state(tmp_path / "w.safetensors")["w"], state["w"].numpy())
+
+
 def _safetensors(header: dict, data: bytes, length=None) -> bytes:
     text = __import__("json").dumps(header).encode()
     return struct.pack("<Q", len(text) if length is None else length) + text + data
