@@ -62,6 +62,8 @@ def _arguments() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=None, help="items per encoder call (default: 1 CPU, 8 CUDA)")
     p.add_argument("--chunk", type=int, default=None, help="our encoder window in latents (default: 128 CPU, 1024 CUDA)")
     p.add_argument("--num-workers", type=int, default=None, help="stable-audio-tools' data-loader workers")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "tf32"],
+                   help="our GPU convolutions (stable-audio-tools runs at PyTorch's defaults: cuDNN in TF32)")
     p.add_argument("--repeat", type=int, default=1, help="timed runs of each side (median)")
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -125,7 +127,7 @@ def _ours_ray(inputs, out, args, files=None):
            "--checkpoint", str(inputs["weights"]), "--config", str(inputs["config"]), "--sample-size",
            str(inputs["sample_size"]), "--batch-size", str(args.batch_size), "--chunk", str(args.chunk),
            "--workers", "1", "-q"]
-    return cmd + (["--gpus-per-worker", "1"] if args.device == "cuda" else [])
+    return cmd + (["--gpus-per-worker", "1", "--precision", args.precision] if args.device == "cuda" else [])
 
 
 def _ours_loop(inputs, out, args):
@@ -133,6 +135,7 @@ def _ours_loop(inputs, out, args):
             f"s = pre_encode({str(inputs['data'])!r}, {str(out)!r}, checkpoint={str(inputs['weights'])!r}, "
             f"config={str(inputs['config'])!r}, sample_size={inputs['sample_size']}, batch_size={args.batch_size}, "
             f"chunk={args.chunk}, gpus_per_worker={1 if args.device == 'cuda' else 0}, progress=False, "
+            f"precision={args.precision if args.device == 'cuda' else 'fp32'!r}, "
             f"use_ray=False); assert s.failed == 0, s.failures")
     return [sys.executable, "-c", call]
 
@@ -221,6 +224,7 @@ def main() -> None:
         return
     if args.sat_pre_encode is None or not args.sat_pre_encode.is_file():
         sys.exit("give --sat-pre-encode PATH: stable-audio-tools' pre_encode.py (in its repository, not on PyPI)")
+    args.sat_pre_encode = args.sat_pre_encode.resolve()  # the sides run from the repository's root
     with tempfile.TemporaryDirectory(prefix="bench-pre-encode-") as tmp:
         work = Path(tmp)
         env = dict(os.environ, AUDIOGRAD_CACHE_DIR=os.environ.get("AUDIOGRAD_CACHE_DIR", str(work / "kernels")))
@@ -254,13 +258,14 @@ def main() -> None:
             for name in sides]
     overhead = med["ours (Ray)"] / med["ours (loop)"] - 1
     steady_overhead = per_file["ours (Ray)"] / per_file["ours (loop)"] - 1
-    setup = {"device": args.device, "files": items, "seconds_each": inputs["sample_size"] / SAMPLE_RATE,
+    setup = {"device": args.device, "precision": args.precision, "files": items, "seconds_each": inputs["sample_size"] / SAMPLE_RATE,
              "batch_size": args.batch_size, "chunk": args.chunk, "num_workers": args.num_workers,
              "repeat": args.repeat, "ray_overhead": overhead, "ray_overhead_per_file": steady_overhead}
     if args.json:
         print(json.dumps({"setup": setup, "rows": rows}, indent=2))
     print(f"pre-encoding {items} files x {setup['seconds_each']:.2f} s ({hours:.3f} h), {args.device}, batch "
-          f"{args.batch_size}, SAO 1.0 autoencoder (random weights), fp32")
+          f"{args.batch_size}, SAO 1.0 autoencoder (random weights); ours in {args.precision}, stable-audio-tools "
+          f"at PyTorch's defaults (cuDNN convolutions in TF32 on a GPU)")
     bar = "|" if args.markdown else ""
     print(f"{bar} side | wall | h of audio / min | vs stable-audio-tools | start-up + 1 file | each further "
           f"file | per file vs stable-audio-tools {bar}")

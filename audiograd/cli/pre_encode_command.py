@@ -52,6 +52,9 @@ def add_parser(sub) -> None:
     p.add_argument("--sample", action="store_true",
                    help="latents sampled from the posterior (as stable-audio-tools does) instead of its mean")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample, combined with each file's path")
+    p.add_argument("--precision", choices=["fp32", "tf32"], default="fp32",
+                   help="GPU convolutions: fp32 exact (default) or tf32 on tensor cores (PyTorch's default for "
+                        "cuDNN convolutions)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=run)
 
@@ -65,7 +68,8 @@ def run(args) -> int:
                              random_weights=args.random_weights, address=args.address, workers=args.workers,
                              gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
                              sample_size=args.sample_size, chunked=args.chunked, batch_size=args.batch_size,
-                             chunk=args.chunk, sample=args.sample, seed=args.seed, progress=not args.quiet)
+                             chunk=args.chunk, sample=args.sample, seed=args.seed, precision=args.precision,
+                             progress=not args.quiet)
     except (PreEncodeError, ValueError, KeyError, OSError, NotImplementedError) as e:
         return fail("pre-encode", e)
     except KeyboardInterrupt as e:

@@ -28,6 +28,8 @@ class PreEncodeSettings:
     posterior (stable-audio-tools' choice) instead of its mean, seeded per item from ``seed``
     and the item's path. ``workers``: encoder actors (default: one per ``gpus_per_worker``
     GPUs where GPUs exist, else one); ``address``: a Ray cluster to join (None: a local one).
+    ``precision``: GPU workers' convolutions, "fp32" exact or "tf32" on tensor cores (what
+    PyTorch's cuDNN convolutions use by default); CPU workers compute in fp32.
     """
     input: str
     output: Path
@@ -45,6 +47,7 @@ class PreEncodeSettings:
     gpus_per_worker: float = 0.0
     cpus_per_worker: Optional[float] = None
     address: Optional[str] = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         self.input = str(self.input)
@@ -74,6 +77,10 @@ class PreEncodeSettings:
             raise PreEncodeError(f"--workers must be a positive integer, got {self.workers}")
         if self.gpus_per_worker < 0:
             raise PreEncodeError(f"--gpus-per-worker must be >= 0, got {self.gpus_per_worker}")
+        if self.precision not in ("fp32", "tf32"):
+            raise PreEncodeError(f"--precision must be fp32 or tf32, got {self.precision!r}")
+        if self.precision == "tf32" and not self.gpus_per_worker:
+            raise PreEncodeError("--precision tf32 runs on GPU workers: give --gpus-per-worker")
         if self.cpus_per_worker is not None and self.cpus_per_worker <= 0:
             raise PreEncodeError(f"--cpus-per-worker must be > 0, got {self.cpus_per_worker}")
 
@@ -92,7 +99,7 @@ class PreEncodeSettings:
         weights = "random" if self.random_weights else str(self.checkpoint.resolve())
         return {"weights": weights, "config": None if self.config is None else str(self.config.resolve()),
                 "sample_size": None if self.chunked else int(self.sample_size), "chunked": self.chunked,
-                "margin": self.margin, "sample": self.sample,
+                "margin": self.margin, "sample": self.sample, "precision": self.precision,
                 "seed": int(self.seed) if self.sample else None}
 
     def as_dict(self) -> dict:

@@ -81,6 +81,7 @@ class ItemEncoder:
             config.num_threads = int(threads)
         self.settings = settings
         self.model = load_encoder_model(settings, on_gpu)
+        self.precision = settings.precision if on_gpu else "fp32"
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, batch: dict) -> dict:
@@ -96,8 +97,11 @@ class ItemEncoder:
         return {k: np.asarray(v) for k, v in result.items()}
 
     def _encode_group(self, group: list) -> None:
+        from ..config import config
         from ..models.chunked import encode_chunked
         s = self.settings
+        # set around the call only: in a plain loop this is the caller's process
+        previous, config.cuda_matmul_precision = config.cuda_matmul_precision, self.precision
         try:
             audio = np.stack([np.frombuffer(r["audio"], dtype=np.float32).reshape(int(r["channels"]), int(r["samples"]))
                               for r in group])
@@ -108,6 +112,8 @@ class ItemEncoder:
             for r in group:
                 r.update(status=FAILED, error=f"{r['path']}: cannot encode ({_one_line(e)})")
             return
+        finally:
+            config.cuda_matmul_precision = previous
         for r, z in zip(group, latents):
             try:
                 meta = json.loads(r["meta"])

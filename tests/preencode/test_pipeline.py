@@ -178,6 +178,10 @@ def test_settings_that_cannot_run(data, tmp_path):
         pre_encode(root, tmp_path / "out", config=config, random_weights=True, batch_size=0)
     with pytest.raises(PreEncodeError, match="shorter than one latent"):
         pre_encode(root, tmp_path / "out", config=config, random_weights=True, sample_size=4)
+    with pytest.raises(PreEncodeError, match="tf32 runs on GPU workers"):
+        pre_encode(root, tmp_path / "out", config=config, random_weights=True, precision="tf32")
+    with pytest.raises(PreEncodeError, match="precision must be fp32 or tf32"):
+        pre_encode(root, tmp_path / "out", config=config, random_weights=True, precision="fp16", gpus_per_worker=1)
 
 
 def _run_cli(*args, **kwargs):
